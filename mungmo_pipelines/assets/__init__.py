@@ -1,0 +1,1 @@
+"""Assets: source tables, Kafka topics and target tables, one multi-asset per connector."""

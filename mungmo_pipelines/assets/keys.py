@@ -1,0 +1,20 @@
+"""Asset keys and job names derived from connector bodies, so lineage reads db.table → topic → db.table."""
+
+from __future__ import annotations
+
+import re
+
+from dagster import AssetKey
+
+
+def table_key(database: str, table: str) -> AssetKey:
+    return AssetKey([database, table])
+
+
+def topic_key(topic: str) -> AssetKey:
+    return AssetKey(["kafka", topic])
+
+
+def job_name(connector_name: str) -> str:
+    """The connector's name with every character outside ``[A-Za-z0-9_]`` replaced by ``_``."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", connector_name)

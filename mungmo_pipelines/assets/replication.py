@@ -1,0 +1,125 @@
+"""Replication assets: a source connector materializes topics, a sink connector target tables."""
+
+from collections.abc import Iterator
+
+from dagster import (
+    AssetExecutionContext,
+    AssetsDefinition,
+    AssetSpec,
+    MaterializeResult,
+    MetadataValue,
+    multi_asset,
+)
+
+from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
+from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
+from mungmo_pipelines.core.sink import JdbcSink
+from mungmo_pipelines.core.source import JdbcSource
+from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+
+
+def source_tables(config: SourceConnectorConfig) -> tuple[str, ...]:
+    """Tables known from the body itself; a query reads from no single table."""
+    return () if config.query else config.table_whitelist
+
+
+def source_table_specs(config: SourceConnectorConfig) -> list[AssetSpec]:
+    database = config.connection.database
+    return [
+        AssetSpec(
+            table_key(database, table),
+            group_name=database,
+            kinds={"mariadb"},
+            description=f"Table `{database}.{table}`, read by source connector `{config.name}`.",
+        )
+        for table in source_tables(config)
+    ]
+
+
+def source_connector_asset(config: SourceConnectorConfig) -> AssetsDefinition:
+    database = config.connection.database
+    tables = source_tables(config) or ("",)
+    specs = [
+        AssetSpec(
+            topic_key(config.topic_for(table)),
+            deps=[table_key(database, table)] if table else [],
+            group_name="kafka",
+            kinds={"kafka"},
+            description=f"Topic `{config.topic_for(table)}`: Kafka Connect JSON records of "
+            + (f"`{database}.{table}`" if table else "the connector's query")
+            + f", produced by `{config.name}` (mode {config.mode}).",
+            skippable=True,
+        )
+        for table in tables
+    ]
+
+    @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False)
+    def publish(
+        context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
+    ) -> Iterator[MaterializeResult]:
+        source = JdbcSource(config, mariadb.engine(config.connection), kafka.settings())
+        for run in source.run().tables:
+            context.log.info(
+                f"{run.table} -> {run.topic}: {run.rows} rows, offset {run.offset_before} -> {run.offset_after}"
+            )
+            yield MaterializeResult(
+                asset_key=topic_key(run.topic),
+                metadata={
+                    "rows_read": run.rows,
+                    "records_produced": run.rows,
+                    "bytes_produced": run.bytes,
+                    "transactions": run.transactions,
+                    "offset_before": MetadataValue.json(run.offset_before or {}),
+                    "offset_after": MetadataValue.json(run.offset_after or {}),
+                    "duration_s": round(run.seconds, 3),
+                },
+            )
+
+    return publish
+
+
+def sink_topics(config: SinkConnectorConfig, known_topics: set[str]) -> list[str]:
+    """Explicit topics, or the known topics that ``topics.regex`` matches."""
+    return list(config.topics) if config.topics else sorted(t for t in known_topics if config.reads_topic(t))
+
+
+def sink_connector_asset(config: SinkConnectorConfig, known_topics: set[str]) -> AssetsDefinition:
+    database = config.connection.database
+    topics = sink_topics(config, known_topics)
+    specs = [
+        AssetSpec(
+            table_key(database, config.table_for(topic)),
+            deps=[topic_key(topic)],
+            group_name=database,
+            kinds={"mariadb"},
+            description=f"Table `{database}.{config.table_for(topic)}`, written by sink connector "
+            f"`{config.name}` from topic `{topic}` (insert.mode {config.insert_mode}, pk.mode {config.pk_mode}).",
+            skippable=True,
+        )
+        for topic in topics
+    ]
+
+    @multi_asset(name=f"{job_name(config.name)}_write", specs=specs, can_subset=False)
+    def write(
+        context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
+    ) -> Iterator[MaterializeResult]:
+        run = JdbcSink(config, mariadb.engine(config.connection), kafka.settings()).run()
+        context.log.info(f"{config.name}: {run.records} records, lag {run.lag_before} -> {run.lag_after}")
+        for topic in topics:
+            table = config.table_for(topic)
+            stats = run.stats(table)
+            yield MaterializeResult(
+                asset_key=table_key(database, table),
+                metadata={
+                    "rows_inserted": stats.inserted,
+                    "rows_updated": stats.updated,
+                    "rows_deleted": stats.deleted,
+                    "records_dead_lettered": stats.dead_lettered,
+                    "lag_before": run.lag_before,
+                    "lag_after": run.lag_after,
+                    "end_offsets": MetadataValue.json(run.end_offsets.get(topic, {})),
+                    "duration_s": round(run.seconds, 3),
+                },
+            )
+
+    return write

@@ -1,0 +1,106 @@
+"""Kafka Connect's ``JsonConverter`` wire format with ``schemas.enable=true``.
+
+A value is ``{"schema": <struct schema>, "payload": {...}}``, compact UTF-8 JSON, exactly as
+Kafka Connect writes it, so any Connect sink (or plain consumer) reads our topics and our
+sink reads theirs.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from mungmo_pipelines.core.mariadb_types import FieldCodec
+
+
+def dumps(document: Any) -> bytes:
+    """Compact UTF-8 JSON, as Jackson writes it for the JsonConverter."""
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def struct_schema(fields: Sequence[dict[str, Any]], name: str | None, optional: bool = False) -> dict[str, Any]:
+    schema: dict[str, Any] = {"type": "struct", "fields": list(fields), "optional": optional}
+    if name is not None:
+        schema["name"] = name
+    return schema
+
+
+class RowEncoder:
+    """Turns one table's rows into (key, value) bytes; schemas are serialized once per table."""
+
+    def __init__(self, codecs: Sequence[FieldCodec], schema_name: str | None, key_positions: Sequence[int]) -> None:
+        self.value_schema = struct_schema([codec.schema for codec in codecs], schema_name)
+        self.key_positions = tuple(key_positions)
+        self.key_schema = (
+            struct_schema([codecs[i].schema for i in key_positions], f"{schema_name}.Key" if schema_name else None)
+            if key_positions
+            else None
+        )
+        self._names = tuple(codec.schema["field"] for codec in codecs)
+        self._encoders = tuple(codec.encode for codec in codecs)
+        self._value_prefix = b'{"schema":' + dumps(self.value_schema) + b',"payload":'
+        self._key_prefix = b'{"schema":' + dumps(self.key_schema) + b',"payload":' if self.key_schema else b""
+
+    def payload(self, row: Sequence[Any]) -> dict[str, Any]:
+        return {
+            name: None if value is None else encode(value)
+            for name, encode, value in zip(self._names, self._encoders, row, strict=True)
+        }
+
+    def encode(self, row: Sequence[Any]) -> tuple[bytes | None, bytes]:
+        payload = self.payload(row)
+        value = self._value_prefix + dumps(payload) + b"}"
+        if not self.key_positions:
+            return None, value
+        key_payload = {self._names[i]: payload[self._names[i]] for i in self.key_positions}
+        return self._key_prefix + dumps(key_payload) + b"}", value
+
+
+class MalformedRecord(ValueError):
+    """A Kafka record that is not a JsonConverter envelope this project can read."""
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """A decoded ``{"schema", "payload"}`` pair; ``payload is None`` with a schema means null."""
+
+    schema: dict[str, Any] | None
+    payload: Any
+
+
+def decode_envelope(data: bytes | None, what: str = "value") -> Envelope | None:
+    """Parse a JsonConverter message; ``None`` stays ``None`` (a tombstone or a null key)."""
+    if data is None:
+        return None
+    try:
+        document = json.loads(data)
+    except (UnicodeDecodeError, json.JSONDecodeError) as err:
+        raise MalformedRecord(f"{what} is not valid JSON: {err}") from None
+    if document is None:
+        return None
+    if not isinstance(document, dict) or set(document) != {"schema", "payload"}:
+        raise MalformedRecord(
+            f'{what} lacks the JsonConverter envelope: expected an object with exactly "schema" and "payload"'
+        )
+    schema = document["schema"]
+    if schema is not None and not (isinstance(schema, dict) and isinstance(schema.get("type"), str)):
+        raise MalformedRecord(f'{what} schema must be an object with a "type"')
+    return Envelope(schema, document["payload"])
+
+
+def struct_fields(envelope: Envelope, what: str = "value") -> list[dict[str, Any]]:
+    """The field schemas of a struct envelope, checked against its payload."""
+    schema = envelope.schema
+    if schema is None or schema.get("type") != "struct" or not isinstance(schema.get("fields"), list):
+        raise MalformedRecord(f'{what} schema must be a struct with "fields" (got {schema and schema.get("type")!r})')
+    if not isinstance(envelope.payload, dict):
+        raise MalformedRecord(f"{what} payload must be an object for a struct schema")
+    fields = schema["fields"]
+    for field in fields:
+        if not isinstance(field, dict) or not isinstance(field.get("field"), str):
+            raise MalformedRecord(f'{what} schema has a field without a "field" name')
+        if envelope.payload.get(field["field"]) is None and not field.get("optional", False):
+            raise MalformedRecord(f"{what} field {field['field']!r} is null but its schema is not optional")
+    return fields

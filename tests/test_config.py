@@ -1,0 +1,179 @@
+"""Connector bodies in Kafka Connect's format: the seed pair loads, bad input is named."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from mungmo_pipelines.core.config import (
+    SINK_CLASS,
+    SOURCE_CLASS,
+    ConnectorConfigError,
+    SinkConnectorConfig,
+    SourceConnectorConfig,
+    load_connectors,
+    parse_connector,
+)
+
+ROOT = Path(__file__).resolve().parents[1]
+ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
+
+# The bodies the team POSTed to Kafka Connect (../shared/seed.md), password excepted.
+SEED_SOURCE = {
+    "name": "test-connect-mungmo-test001",
+    "config": {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
+        "connection.url": "jdbc:mysql://localhost:3306/mungMo",
+        "connection.user": "mungmo",
+        "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+        "mode": "incrementing",
+        "incrementing.column.name": "seq",
+        "table.whitelist": "test001",
+        "topic.prefix": "my_topic_",
+        "tasks.max": "1",
+    },
+}
+SEED_SINK = {
+    "name": "my-sink-connect-member-test001",
+    "config": {
+        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
+        "connection.url": "jdbc:mysql://localhost:3306/mungmoMember",
+        "connection.user": "mungmo",
+        "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+        "auto.create": "true",
+        "auto.evolve": "true",
+        "delete.enabled": "false",
+        "tasks.max": "1",
+        "topics": "my_topic_test001",
+    },
+}
+
+
+def test_committed_connector_files_are_the_seed_bodies() -> None:
+    files = {p.name: json.loads(p.read_text()) for p in (ROOT / "connectors").glob("*.json")}
+    assert files == {
+        "test-connect-mungmo-test001.json": SEED_SOURCE,
+        "my-sink-connect-member-test001.json": SEED_SINK,
+    }
+
+
+def test_seed_pair_loads_with_kafka_connect_defaults() -> None:
+    connectors = load_connectors(ROOT / "connectors", ENV)
+    (source,) = connectors.sources
+    (sink,) = connectors.sinks
+    assert isinstance(source, SourceConnectorConfig) and isinstance(sink, SinkConnectorConfig)
+    assert (source.mode, source.incrementing_column, source.table_whitelist) == ("incrementing", "seq", ("test001",))
+    assert source.topic_for("test001") == "my_topic_test001"
+    assert (source.batch_max_rows, source.poll_interval_ms, source.db_timezone) == (100, 5000, "UTC")
+    assert sink.topics == ("my_topic_test001",)
+    assert (sink.auto_create, sink.auto_evolve, sink.delete_enabled) == (True, True, False)
+    assert (sink.insert_mode, sink.pk_mode, sink.batch_size) == ("insert", "none", 3000)
+    assert sink.table_for("my_topic_test001") == "my_topic_test001"
+    assert sink.consumer_group == "connect-my-sink-connect-member-test001"
+    assert connectors.warnings == ()
+
+
+@pytest.mark.parametrize("scheme", ["mysql", "mariadb"])
+def test_jdbc_urls_map_to_pymysql(scheme: str) -> None:
+    body = json.loads(json.dumps(SEED_SOURCE))
+    body["config"]["connection.url"] = f"jdbc:{scheme}://db.internal:3307/mungMo?useSSL=false"
+    source = parse_connector(body, environ=ENV)
+    url = source.connection.sqlalchemy_url()
+    assert url.render_as_string(hide_password=False) == (
+        "mysql+pymysql://mungmo:s3cr3t-pw@db.internal:3307/mungMo?charset=utf8mb4"
+    )
+
+
+def test_password_never_shows_in_reprs() -> None:
+    source = parse_connector(SEED_SOURCE, environ=ENV)
+    assert "s3cr3t-pw" not in repr(source)
+    assert "s3cr3t-pw" not in str(source.connection.sqlalchemy_url())
+
+
+def _broken(body: dict, **changes: object) -> dict:
+    copy = json.loads(json.dumps(body))
+    for key, value in changes.items():
+        key = key.replace("_", ".")
+        if value is None:
+            copy["config"].pop(key)
+        else:
+            copy["config"][key] = value
+    return copy
+
+
+@pytest.mark.parametrize(
+    ("body", "field", "expected"),
+    [
+        (_broken(SEED_SOURCE, **{"connector.class": "com.example.Nope"}), "connector.class", SOURCE_CLASS),
+        (_broken(SEED_SOURCE, mode="sometimes"), "mode", "expected one of bulk, incrementing, timestamp"),
+        (_broken(SEED_SOURCE, mode=None), "mode", "required option is missing"),
+        (_broken(SEED_SOURCE, **{"topic.prefix": None}), "topic.prefix", "required option is missing"),
+        (_broken(SEED_SOURCE, **{"connection.url": "jdbc:postgresql://x/y"}), "connection.url", "jdbc:mysql://"),
+        (_broken(SEED_SOURCE, **{"batch.max.rows": "many"}), "batch.max.rows", "expected an integer"),
+        (_broken(SEED_SOURCE, **{"transforms": "unwrap"}), "transforms", "not an option this connector supports"),
+        (_broken(SEED_SOURCE, **{"db.timezone": "Mars/Olympus"}), "db.timezone", "IANA time zone"),
+        (_broken(SEED_SOURCE, mode="timestamp"), "timestamp.column.name", "required when mode is timestamp"),
+        (_broken(SEED_SINK, topics=None), "topics", "exactly one of topics or topics.regex"),
+        (_broken(SEED_SINK, **{"delete.enabled": "true"}), "delete.enabled", "pk.mode=record_key"),
+        (_broken(SEED_SINK, **{"insert.mode": "upsert"}), "pk.mode", "needs a primary key"),
+        (_broken(SEED_SINK, **{"auto.create": "yes"}), "auto.create", "expected true or false"),
+        (
+            _broken(SEED_SINK, **{"errors.tolerance": "all"}),
+            "errors.deadletterqueue.topic.name",
+            "required when errors.tolerance=all",
+        ),
+        (
+            _broken(SEED_SINK, **{"value.converter": "io.confluent.connect.avro.AvroConverter"}),
+            "value.converter",
+            "JsonConverter",
+        ),
+    ],
+)
+def test_bad_field_is_named_with_what_was_expected(body: dict, field: str, expected: str) -> None:
+    with pytest.raises(ConnectorConfigError) as raised:
+        parse_connector(body, origin="connectors/x.json", environ=ENV)
+    message = str(raised.value)
+    assert message.startswith(f"connector {body['name']!r} (connectors/x.json): field {field!r}: ")
+    assert expected in message
+    assert raised.value.field_name == field
+
+
+def test_missing_environment_variable_is_named_not_its_value() -> None:
+    with pytest.raises(
+        ConnectorConfigError, match=r"field 'connection.password': environment variable MUNGMO_DB_PASSWORD is not set"
+    ):
+        parse_connector(SEED_SOURCE, environ={})
+
+
+def test_sink_class_mismatch_and_orphan_topics_are_reported(tmp_path: Path) -> None:
+    (tmp_path / "source.json").write_text(json.dumps(SEED_SOURCE))
+    orphan = _broken(SEED_SINK, topics="somebody_elses_topic")
+    (tmp_path / "sink.json").write_text(json.dumps(orphan))
+    connectors = load_connectors(tmp_path, ENV)
+    assert connectors.warnings == (
+        "connector 'my-sink-connect-member-test001': topic 'somebody_elses_topic' is produced by no source "
+        "connector in this directory",
+    )
+
+
+def test_a_bad_file_in_the_directory_fails_the_whole_load(tmp_path: Path) -> None:
+    (tmp_path / "good.json").write_text(json.dumps(SEED_SOURCE))
+    (tmp_path / "bad.json").write_text(json.dumps(_broken(SEED_SINK, **{"batch.size": "0"})))
+    with pytest.raises(ConnectorConfigError, match=re.escape("field 'batch.size': expected an integer >= 1, got 0")):
+        load_connectors(tmp_path, ENV)
+
+
+def test_duplicate_connector_names_are_rejected(tmp_path: Path) -> None:
+    (tmp_path / "a.json").write_text(json.dumps(SEED_SOURCE))
+    (tmp_path / "b.json").write_text(json.dumps(SEED_SOURCE))
+    with pytest.raises(ConnectorConfigError, match="field 'name': already used by"):
+        load_connectors(tmp_path, ENV)
+
+
+def test_sink_connector_class_short_name_is_accepted() -> None:
+    body = _broken(SEED_SINK, **{"connector.class": "JdbcSinkConnector"})
+    assert parse_connector(body, environ=ENV).name == SEED_SINK["name"]
+    assert SINK_CLASS.endswith("JdbcSinkConnector")
