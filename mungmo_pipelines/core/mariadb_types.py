@@ -434,8 +434,8 @@ SINK_TYPES: dict[str, SinkType] = {
         _sink_type("int16", "SMALLINT", _integer("int16", 16), ("boolean", "int8")),
         _sink_type("int32", "INT", _integer("int32", 32), ("boolean", "int8", "int16")),
         _sink_type("int64", "BIGINT", _integer("int64", 64), ("boolean", "int8", "int16", "int32")),
-        _sink_type("float32", "FLOAT", _floating("float32")),
-        _sink_type("float64", "DOUBLE", _floating("float64"), ("float32", "int8", "int16", "int32")),
+        _sink_type("float", "FLOAT", _floating("float (float32)")),
+        _sink_type("double", "DOUBLE", _floating("double (float64)"), ("float", "int8", "int16", "int32")),
         _sink_type("string", "LONGTEXT", _string, key_column="VARCHAR(255) COLLATE utf8mb4_nopad_bin"),
         _sink_type("bytes", "LONGBLOB", _bytes, key_column="VARBINARY(255)"),
         _sink_type(DECIMAL, _decimal_column, _decimal_value, ("boolean", *_INTEGERS)),
@@ -446,10 +446,17 @@ SINK_TYPES: dict[str, SinkType] = {
 }
 
 
+# JsonConverter spells FLOAT32/FLOAT64 "float"/"double"; the Connect enum names are read as the same types.
+_TYPE_ALIASES = {"float32": "float", "float64": "double"}
+
+
 def connect_kind(schema: dict[str, Any]) -> str:
     """The Connect type a field schema means: its logical name when it has a known one, else its type."""
     name = schema.get("name")
-    return name if name in SINK_TYPES else str(schema.get("type"))
+    if name in SINK_TYPES:
+        return name
+    kind = str(schema.get("type"))
+    return _TYPE_ALIASES.get(kind, kind)
 
 
 def describe_connect(schema: dict[str, Any]) -> str:

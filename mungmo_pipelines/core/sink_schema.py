@@ -28,7 +28,9 @@ from mungmo_pipelines.core.mariadb_types import (
 from mungmo_pipelines.core.sink_records import Shape, SinkError
 from mungmo_pipelines.core.source import quote
 
-TABLE_OPTIONS = "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+TABLE_OPTIONS = "ENGINE=InnoDB DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+# Engines that roll back: rows and offsets must commit or vanish together.
+TRANSACTIONAL_ENGINES = frozenset({"InnoDB", "ROCKSDB"})
 
 
 class TableSchemaError(SinkError):
@@ -54,6 +56,7 @@ class TargetTable:
 
     database: str
     name: str
+    engine: str
     columns: dict[str, TargetColumn]
     unique_keys: dict[str, tuple[str, ...]]
 
@@ -67,14 +70,18 @@ class TargetTable:
 def describe_target(conn: PyMySQLConnection, table: str) -> TargetTable | None:
     with conn.cursor() as cursor:
         cursor.execute(
+            "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,)
+        )
+        found = cursor.fetchone()
+        if found is None:
+            return None
+        cursor.execute(
             "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
             "COLUMN_DEFAULT, EXTRA, IS_GENERATED, DATABASE() FROM information_schema.COLUMNS "
             "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
             (table,),
         )
         rows = cursor.fetchall()
-        if not rows:
-            return None
         columns = {
             r[0].lower(): TargetColumn(
                 Column(r[0], r[1].lower(), r[2], r[3] == "YES", r[4], r[5]),
@@ -92,7 +99,7 @@ def describe_target(conn: PyMySQLConnection, table: str) -> TargetTable | None:
         unique_keys: dict[str, tuple[str, ...]] = {}
         for index, column in cursor.fetchall():
             unique_keys[index] = (*unique_keys.get(index, ()), column)
-    return TargetTable(rows[0][9], table, columns, unique_keys)
+    return TargetTable(rows[0][9], table, found[0] or "", columns, unique_keys)
 
 
 def default_sql(schema: dict[str, Any], zone: dt.tzinfo) -> str:
@@ -159,6 +166,12 @@ class TableManager:
                 )
             target = self._describe(conn, shape.table, refresh=True)
             assert target is not None
+        if target.engine not in TRANSACTIONAL_ENGINES:
+            raise TableSchemaError(
+                f"connector {config.name!r}: table {target.label()} uses engine {target.engine or 'none (a view?)'}, "
+                "which cannot roll back a batch, so rows could be written without the offsets that cover them; "
+                "use InnoDB"
+            )
         missing = [f for f in shape.fields if target.column(f["field"]) is None]
         if missing:
             self._evolve(conn, target, shape, missing)
