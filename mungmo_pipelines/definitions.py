@@ -71,7 +71,7 @@ def build_definitions(connectors: Connectors) -> Definitions:
         sink_lag_sensor(
             sink,
             job_name(sink.name),
-            [job_name(sink.name), REPLICATE_ALL_JOB, *(p for p, names in pipelines.items() if sink.name in names)],
+            [REPLICATE_ALL_JOB, *(p for p, names in pipelines.items() if sink.name in names)],
         )
         for sink in connectors.sinks
     ]

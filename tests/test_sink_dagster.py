@@ -91,12 +91,17 @@ def test_lag_sensor_requests_one_run_per_backlog(sandbox: Sandbox, tmp_path: Pat
         # The same backlog measured again gets the same run key, which Dagster starts only once.
         assert tick(first.cursor).run_requests[0].run_key == request.run_key
 
-        # While a job that writes these tables is running, the sensor waits for it.
-        busy = DagsterRun(job_name=job_name(sink["name"]), run_id="0" * 36, status=DagsterRunStatus.STARTED)
-        instance.add_run(busy)
+        # While the connector's job is about to start, the sensor waits for it.
+        queued = DagsterRun(job_name=job_name(sink["name"]), run_id="0" * 36, status=DagsterRunStatus.NOT_STARTED)
+        instance.add_run(queued)
         waiting = tick(first.cursor)
-        assert waiting.skip_reason is not None and "writing already" in waiting.skip_reason.skip_message
-        instance.report_run_canceled(busy)
+        assert waiting.skip_reason is not None and "is not_started" in waiting.skip_reason.skip_message
+        instance.report_run_canceled(queued)
+        # While it runs, the same backlog still maps to the same key: no second run for it.
+        running = DagsterRun(job_name=job_name(sink["name"]), run_id="2" * 36, status=DagsterRunStatus.STARTED)
+        instance.add_run(running)
+        assert tick(first.cursor).run_requests[0].run_key == request.run_key
+        instance.report_run_canceled(running)
 
         result = defs.resolve_job_def(job_name(sink["name"])).execute_in_process(instance=instance)
         assert result.success
@@ -138,4 +143,4 @@ def test_pipeline_job_publishes_then_sinks_in_one_in_process_run(sandbox: Sandbo
         instance.add_run(DagsterRun(job_name=job.name, run_id="1" * 36, status=DagsterRunStatus.STARTED))
         with build_sensor_context(instance=instance, resources=resources()) as context:
             waiting = sensor(context)
-        assert waiting.skip_reason is not None and job.name in waiting.skip_reason.skip_message
+        assert waiting.skip_reason is not None and f"of {job.name} is started" in waiting.skip_reason.skip_message

@@ -8,6 +8,7 @@ a MariaDB column when the sink creates or evolves a table. The README shows both
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -323,8 +324,8 @@ def _base64_bytes(value: Any) -> bytes:
     if type(value) is not str:
         raise ConnectValueError(f"expected bytes (a base64 JSON string), got {value!r}")
     try:
-        return base64.b64decode(value, validate=True)
-    except ValueError:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
         raise ConnectValueError(f"expected bytes (a base64 JSON string), got {value!r}") from None
 
 
@@ -374,7 +375,19 @@ def _time(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
     return lambda value: dt.timedelta(milliseconds=_epoch_integer(value, "Time in ms since midnight", 0, 86_399_999))
 
 
+_NAIVE_EPOCH = EPOCH.replace(tzinfo=None)
+
+
 def _timestamp_value(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    if zone.utcoffset(None) == dt.timedelta(0) and str(zone) in ("UTC", "Etc/UTC"):
+
+        def in_utc(value: Any) -> dt.datetime:
+            return _NAIVE_EPOCH + dt.timedelta(
+                milliseconds=_epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
+            )
+
+        return in_utc
+
     def convert(value: Any) -> dt.datetime:
         millis = _epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
         return (EPOCH + dt.timedelta(milliseconds=millis)).astimezone(zone).replace(tzinfo=None)

@@ -30,9 +30,12 @@ import contextlib
 import hashlib
 import itertools
 import logging
+import operator
+import queue
 import re
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
@@ -293,6 +296,108 @@ class Statement:
     params: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # reorders a row for UPDATE
 
 
+@dataclass
+class DecodedBatch:
+    """Up to ``batch.size`` consecutive records, decoded, and the positions just past them."""
+
+    size: int = 0
+    changes: list[RowChange] = field(default_factory=list)
+    rejected: list[tuple[ConsumerRecord, RecordRejected]] = field(default_factory=list)
+    covered: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class BatchReader:
+    """Reads and decodes the next batch in a thread while the writer writes the current one.
+
+    Reading (kafka-python) and decoding (JSON) hold the GIL; the writer spends part of each
+    batch waiting for MariaDB without it, which is when the next batch gets ready. The
+    consumer belongs to the thread until the thread ends; consumer-group offsets are handed
+    over with ``commit_async``. Errors in the thread come out of the iteration.
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self, consumer: Any, records: Iterator[ConsumerRecord], batch_size: int, decoder: RecordDecoder
+    ) -> None:
+        self._consumer = consumer
+        self._records = records
+        self._batch_size = batch_size
+        self._decoder = decoder
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._group_offsets: dict[TopicPartition, OffsetAndMetadata] | None = None
+        self._thread = threading.Thread(target=self._run, name="sink-batch-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            batch = DecodedBatch()
+            last: dict[tuple[str, int], int] = {}
+            decode = self._decoder.decode
+            for record in self._records:
+                try:
+                    batch.changes.append(decode(record))
+                except RecordRejected as err:
+                    batch.rejected.append((record, err))
+                last[record.topic, record.partition] = record.offset
+                batch.size += 1
+                if batch.size >= self._batch_size:
+                    self._hand_over(batch, last)
+                    batch, last = DecodedBatch(), {}
+            if batch.size:
+                self._hand_over(batch, last)
+            self._put(self._DONE)
+        except _Stopped:
+            return
+        except BaseException as err:  # handed to the writer, which raises it
+            with contextlib.suppress(_Stopped):
+                self._put(err)
+
+    def _hand_over(self, batch: DecodedBatch, last: dict[tuple[str, int], int]) -> None:
+        batch.covered = {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
+        with self._lock:
+            offsets, self._group_offsets = self._group_offsets, None
+        if offsets:
+            with contextlib.suppress(KafkaError):
+                self._consumer.commit_async(offsets)
+        self._put(batch)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def __iter__(self) -> Iterator[DecodedBatch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                self._thread.join()
+                return
+            if isinstance(item, BaseException):
+                self._thread.join()
+                raise item
+            yield item
+
+    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit ``offsets`` to the consumer group from the reading thread, before its next batch."""
+        with self._lock:
+            self._group_offsets = offsets
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Stopped(Exception):
+    """The writer stopped reading; the reader thread ends quietly."""
+
+
 class JdbcSink:
     """Runs one sink connector: drains its topics up to the end offsets seen at start."""
 
@@ -355,15 +460,15 @@ class JdbcSink:
         dead_letters: DeadLetterQueue | None,
     ) -> None:
         positions = dict(start)
-        batch: list[ConsumerRecord] = []
-        for record in read_to_end(consumer, partitions, start, end=end):
-            batch.append(record)
-            if len(batch) >= self.config.batch_size:
+        reader = BatchReader(
+            consumer, read_to_end(consumer, partitions, start, end=end), self.config.batch_size, self.decoder
+        )
+        try:
+            for batch in reader:
                 self._commit_batch(session, batch, positions, result, dead_letters)
-                consumer.commit_async(_group_offsets(positions))
-                batch = []
-        if batch:
-            self._commit_batch(session, batch, positions, result, dead_letters)
+                reader.commit_async(_group_offsets(positions))
+        finally:
+            reader.close()
         # Transaction markers sit after a partition's last record: store the position past them too.
         final = {tp: consumer.position(tp) for tp in partitions}
         moved = {tp: offset for tp, offset in final.items() if offset != positions[tp]}
@@ -382,20 +487,14 @@ class JdbcSink:
     def _commit_batch(
         self,
         session: WriterSession,
-        batch: list[ConsumerRecord],
+        batch: DecodedBatch,
         positions: dict[TopicPartition, int],
         result: SinkRun,
         dead_letters: DeadLetterQueue | None,
     ) -> None:
-        changes: list[RowChange] = []
-        rejected: list[Failure] = []
-        for record in batch:
-            try:
-                changes.append(self.decoder.decode(record))
-            except RecordRejected as err:
-                rejected.append(self._failure(record, err.stage, err.cause or err, str(err)))
-        covered = {TopicPartition(r.topic, r.partition): r.offset + 1 for r in batch}
-        shapes = list(dict.fromkeys(c.shape for c in changes))
+        rejected = [self._failure(record, err.stage, err.cause or err, str(err)) for record, err in batch.rejected]
+        changes, covered = batch.changes, batch.covered
+        shapes = list(dict.fromkeys(map(_shape_of, changes)))
 
         def attempt(conn: pymysql.Connection) -> tuple[dict[str, TableStats], list[Failure]]:
             self.tables.prepare(conn, shapes)
@@ -404,7 +503,7 @@ class JdbcSink:
             stats: dict[str, TableStats] = {}
             failures = list(rejected)
             with conn.cursor() as cursor:
-                for shape, group in itertools.groupby(changes, key=lambda c: c.shape):
+                for shape, group in itertools.groupby(changes, key=_shape_of):
                     self._write_group(cursor, shape, list(group), stats, failures)
             faults.reached("sink.rows_written")
             if failures:
@@ -423,7 +522,7 @@ class JdbcSink:
             result.stats(table).add(table_stats)
         for failure in failures:
             result.stats(self.decoder.table(failure.record.topic)).dead_lettered += 1
-        result.records += len(batch)
+        result.records += batch.size
         result.batches += 1
         for tp, offset in covered.items():
             result.partitions[tp].position = offset
@@ -513,11 +612,11 @@ class JdbcSink:
     def _execute(
         self, cursor: CountingCursor, shape: Shape, statement: Statement, group: Sequence[RowChange], stats: TableStats
     ) -> None:
-        rows: Iterable[tuple[Any, ...]] = (c.row for c in group)
+        rows = list(map(_row_of, group))
         if statement.params is not None:
-            rows = map(statement.params, rows)
+            rows = list(map(statement.params, rows))
         cursor.reset_counts()
-        cursor.executemany(statement.sql, list(rows))
+        cursor.executemany(statement.sql, rows)
         if shape.delete:
             stats.deleted += cursor.affected
         elif self.config.insert_mode == "update":
@@ -555,6 +654,10 @@ class JdbcSink:
             updates = [f"{c} = VALUES({c})" for c in rest] or [f"{keys[0]} = {keys[0]}"]
             sql += " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
         return Statement(sql)
+
+
+_shape_of = operator.attrgetter("shape")
+_row_of = operator.attrgetter("row")
 
 
 def _group_offsets(positions: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:

@@ -9,16 +9,16 @@ dead-letter headers report.
 from __future__ import annotations
 
 import datetime as dt
+import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from kafka.consumer.fetcher import ConsumerRecord
 
 from mungmo_pipelines.core.config import SinkConnectorConfig
 from mungmo_pipelines.core.connect_json import (
-    Envelope,
     MalformedRecord,
     decode_envelope,
     exact_numbers,
@@ -77,8 +77,7 @@ class Shape:
     fields: tuple[dict[str, Any], ...]  # the Connect field schema of each column, for DDL and type checks
 
 
-@dataclass(frozen=True, slots=True)
-class RowChange:
+class RowChange(NamedTuple):
     """A record as the row it writes (or, for a delete, the key it removes)."""
 
     record: ConsumerRecord
@@ -108,39 +107,112 @@ class StructReader:
     a null in a field that is neither optional nor defaulted is rejected.
     """
 
-    def __init__(self, fields: Sequence[dict[str, Any]], zone: dt.tzinfo) -> None:
+    def __init__(self, fields: Sequence[dict[str, Any]], zone: dt.tzinfo, primitive: bool = False) -> None:
+        """``primitive``: one field whose payload is the message's whole payload (a primitive key)."""
         self.fields = tuple(fields)
-        self._steps: list[tuple[str, bool, Any, Callable[[Any], Any]]] = []
-        for field in self.fields:
-            convert = value_converter(field, zone)
-            default = field.get("default")
-            self._steps.append((field["field"], bool(field.get("optional", False)), default, convert))
+        self.primitive = primitive
+        self.names = tuple(f["field"] for f in self.fields)
+        self._steps = tuple(
+            (f["field"], bool(f.get("optional", False)), f.get("default"), value_converter(f, zone))
+            for f in self.fields
+        )
         self._decimals = tuple(f["field"] for f in self.fields if connect_kind(f) == DECIMAL)
 
-    def read(self, payload: Any, exact_payload: Callable[[], Any], what: str) -> list[Any]:
-        """Column values of ``payload``; ``exact_payload`` parses it again with exact fractions."""
-        if not isinstance(payload, dict):
+    def pick(self, names: Sequence[str], what: str, hint: str) -> tuple[int, ...]:
+        missing = [n for n in names if n not in self.names]
+        if missing:
+            raise MalformedRecord(f"{hint} names {missing}, which the {what} schema lacks (it has {list(self.names)})")
+        return tuple(self.names.index(n) for n in names)
+
+    def read(self, payload: Any, raw: bytes | None, what: str) -> list[Any]:
+        """Column values of ``payload``; ``raw`` is the record's JSON, parsed again if Decimals came as numbers."""
+        if type(payload) is not dict:
             raise MalformedRecord(f"{what} payload must be an object for a struct schema, got {type(payload).__name__}")
-        if self._decimals and any(type(payload.get(name)) is float for name in self._decimals):
-            # Decimals written as JSON numbers (decimal.format=NUMERIC): parse again without float rounding.
-            payload = exact_payload()
+        for name in self._decimals:
+            if type(payload.get(name)) is float:
+                # decimal.format=NUMERIC: parse again without rounding the fraction through a float.
+                exact = exact_numbers(raw or b"null")["payload"]
+                payload = {self.names[0]: exact} if self.primitive else exact
+                break
         values: list[Any] = []
-        for name, optional, default, convert in self._steps:
-            value = payload.get(name)
-            if value is None:
-                value = default
+        append = values.append
+        get = payload.get
+        name = ""
+        try:
+            for name, optional, default, convert in self._steps:
+                value = get(name)
                 if value is None:
-                    if not optional:
-                        raise MalformedRecord(
-                            f"{what} field {name!r} is null but its schema is neither optional nor defaulted"
-                        )
-                    values.append(None)
-                    continue
-            try:
-                values.append(convert(value))
-            except ConnectValueError as err:
-                raise MalformedRecord(f"{what} field {name!r}: {err}") from None
+                    if default is None:
+                        if not optional:
+                            raise MalformedRecord(
+                                f"{what} field {name!r} is null but its schema is neither optional nor defaulted"
+                            )
+                        append(None)
+                        continue
+                    value = default
+                append(convert(value))
+        except ConnectValueError as err:
+            raise MalformedRecord(f"{what} field {name!r}: {err}") from None
         return values
+
+
+PAYLOAD_MARK = b',"payload":'
+SCHEMA_OPEN = b'{"schema":'
+KNOWN_SCHEMAS_LIMIT = 1024
+
+
+class EnvelopeReader:
+    """Parses JsonConverter messages, and only their payload once their schema bytes are known.
+
+    A message is ``{"schema":S,"payload":P}``. Its bytes up to the first ``,"payload":`` are
+    remembered once proven to be exactly ``{"schema":`` + S + ``,"payload":`` (S parsed alone
+    equals the schema of the fully parsed message); a later message that starts with the same
+    bytes then has the same schema, and only P is parsed. Anything else takes the full path,
+    whose errors name what is wrong.
+    """
+
+    def __init__(self, what: str, stage: str) -> None:
+        self.what = what
+        self.stage = stage
+        self._known: dict[bytes, tuple[bytes, dict[str, Any] | None]] = {}
+
+    def read(self, data: bytes | None) -> tuple[bytes, dict[str, Any] | None, Any] | None:
+        """``(schema identity, schema, payload)``, or ``None`` for a null message."""
+        if data is None:
+            return None
+        mark = data.find(PAYLOAD_MARK)
+        if mark > 0 and data.endswith(b"}"):
+            known = self._known.get(data[: mark + len(PAYLOAD_MARK)])
+            if known is not None:
+                try:
+                    return known[0], known[1], orjson.loads(data[mark + len(PAYLOAD_MARK) : -1])
+                except orjson.JSONDecodeError:
+                    pass
+        try:
+            envelope = decode_envelope(data, self.what)
+        except MalformedRecord as err:
+            raise RecordRejected(self.stage, str(err), err) from None
+        if envelope is None:
+            return None
+        identity = orjson.dumps(envelope.schema, option=orjson.OPT_SORT_KEYS)
+        self._learn(data, mark, envelope.schema, identity)
+        return identity, envelope.schema, envelope.payload
+
+    def _learn(self, data: bytes, mark: int, schema: dict[str, Any] | None, identity: bytes) -> None:
+        if mark <= len(SCHEMA_OPEN) or not data.startswith(SCHEMA_OPEN) or not data.endswith(b"}"):
+            return
+        try:
+            proven = orjson.loads(data[len(SCHEMA_OPEN) : mark]) == schema
+        except orjson.JSONDecodeError:
+            proven = False
+        if proven:
+            if len(self._known) >= KNOWN_SCHEMAS_LIMIT:
+                self._known.clear()
+            self._known[data[: mark + len(PAYLOAD_MARK)]] = (identity, schema)
+
+
+Message = tuple[bytes, dict[str, Any] | None, Any]
+Build = Callable[[ConsumerRecord, Any, Any], tuple[Any, ...]]
 
 
 @dataclass(frozen=True)
@@ -148,15 +220,17 @@ class RowPlan:
     """How records of one (topic, key schema, value schema) become rows of one shape."""
 
     shape: Shape
-    build: Callable[[ConsumerRecord, Any, bytes | None, Any, bytes], tuple[Any, ...]]
+    build: Build  # (record, key payload, value payload) -> row
 
 
-def _select(reader: StructReader, names: Sequence[str], what: str, hint: str) -> list[int]:
-    available = [f["field"] for f in reader.fields]
-    missing = [n for n in names if n not in available]
-    if missing:
-        raise MalformedRecord(f"{hint} names {missing}, which the {what} schema lacks (it has {available})")
-    return [available.index(n) for n in names]
+def picker(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
+    """``values -> tuple(values[i] for i in indices)``, at C speed."""
+    if len(indices) == 1:
+        (index,) = indices
+        return lambda values: (values[index],)
+    if not indices:
+        return lambda values: ()
+    return operator.itemgetter(*indices)
 
 
 class RecordDecoder:
@@ -165,8 +239,9 @@ class RecordDecoder:
     def __init__(self, config: SinkConnectorConfig, zone: dt.tzinfo) -> None:
         self.config = config
         self.zone = zone
+        self._keys = EnvelopeReader("key", KEY_CONVERTER)
+        self._values = EnvelopeReader("value", VALUE_CONVERTER)
         self._plans: dict[tuple[str, bytes, bytes], RowPlan] = {}
-        self._delete_plans: dict[tuple[str, bytes], RowPlan] = {}
         self._tables: dict[str, str] = {}
         self._shapes: dict[tuple[Any, ...], Shape] = {}
         self._needs_key = config.pk_mode == "record_key"
@@ -179,125 +254,126 @@ class RecordDecoder:
 
     def decode(self, record: ConsumerRecord) -> RowChange:
         """The row change a record makes; raises ``RecordRejected`` naming what is wrong."""
-        key = self._envelope(record.key, "key", KEY_CONVERTER) if self._needs_key else None
-        value = self._envelope(record.value, "value", VALUE_CONVERTER)
+        key = self._keys.read(record.key) if self._needs_key else None
+        value = self._values.read(record.value)
         try:
-            if value is None or (value.payload is None):
-                return self._delete(record, key)
-            plan_key = (
-                record.topic,
-                orjson.dumps(key.schema) if key is not None else b"",
-                orjson.dumps(value.schema),
-            )
+            if value is None or value[2] is None:
+                plan = self._plan(record.topic, key, None)
+                return RowChange(record, plan.shape, plan.build(record, key[2] if key else None, None))
+            plan_key = (record.topic, key[0] if key else b"", value[0])
             plan = self._plans.get(plan_key)
             if plan is None:
                 plan = self._plans[plan_key] = self._plan(record.topic, key, value)
-            row = plan.build(record, key.payload if key else None, record.key, value.payload, record.value)
-            return RowChange(record, plan.shape, row)
+            return RowChange(record, plan.shape, plan.build(record, key[2] if key else None, value[2]))
         except (MalformedRecord, UnsupportedColumnType, ConnectValueError) as err:
-            raise RecordRejected(TASK_PUT, f"record {where(record)}: {err}", err) from None
+            raise RecordRejected(TASK_PUT, str(err), err) from None
 
     def _intern(self, shape: Shape) -> Shape:
         identity = (shape.table, shape.delete, shape.columns, shape.key_columns, orjson.dumps(shape.fields))
         return self._shapes.setdefault(identity, shape)
 
-    @staticmethod
-    def _envelope(data: bytes | None, what: str, stage: str) -> Envelope | None:
-        try:
-            return decode_envelope(data, what)
-        except MalformedRecord as err:
-            raise RecordRejected(stage, str(err), err) from None
-
-    def _delete(self, record: ConsumerRecord, key: Envelope | None) -> RowChange:
-        if not self.config.delete_enabled:
-            raise MalformedRecord("null value (a tombstone) but delete.enabled=false: nothing to write")
-        if key is None or key.payload is None:
-            raise MalformedRecord("a tombstone needs a key to delete by, and this record's key is null")
-        plan_key = (record.topic, orjson.dumps(key.schema))
-        plan = self._delete_plans.get(plan_key)
-        if plan is None:
-            key_reader, key_columns, key_pick = self._key_reader(key)
-            fields = key_reader_fields(key_reader, key_pick)
-            shape = self._intern(Shape(self.table(record.topic), True, key_columns, key_columns, fields))
-            plan = self._delete_plans[plan_key] = RowPlan(shape, _key_row(key_reader, key_pick))
-        return RowChange(record, plan.shape, plan.build(record, key.payload, record.key, None, b""))
-
-    def _key_reader(self, key: Envelope) -> tuple[StructReader, tuple[str, ...], list[int] | None]:
-        """The key's reader, its column names and which of its fields they are (None: a primitive key)."""
-        schema = key.schema or {}
-        pk_fields = self.config.pk_fields
-        if schema.get("type") == "struct":
-            reader = StructReader(struct_fields(schema, "key"), self.zone)
-            names = pk_fields or tuple(f["field"] for f in reader.fields)
-            return reader, tuple(names), _select(reader, names, "key", "pk.fields")
-        if len(pk_fields) != 1:
-            raise MalformedRecord(
-                f"the key is a primitive {schema.get('type')!r}, so pk.fields must name exactly one column for it "
-                f"(got {list(pk_fields)})"
-            )
-        reader = StructReader([dict(schema, field=pk_fields[0])], self.zone)
-        return reader, (pk_fields[0],), None
-
-    def _plan(self, topic: str, key: Envelope | None, value: Envelope) -> RowPlan:
+    def _plan(self, topic: str, key: Message | None, value: Message | None) -> RowPlan:
+        """The plan for a row (``value``) or, with ``value`` None, for a tombstone's delete."""
         config = self.config
-        value_reader = StructReader(struct_fields(value.schema, "value"), self.zone)
-        value_names = [f["field"] for f in value_reader.fields]
-        whitelist = config.fields_whitelist
+        if value is None and not config.delete_enabled:
+            raise MalformedRecord("null value (a tombstone) but delete.enabled=false: nothing to write")
+        if config.pk_mode == "record_key" and (key is None or key[2] is None):
+            raise MalformedRecord(
+                "a tombstone needs a key to delete by, and this record's key is null"
+                if value is None
+                else "pk.mode=record_key but the record key is null"
+            )
+        if value is None:
+            assert key is not None
+            plan_key = (topic, key[0], b"")
+            if plan_key not in self._plans:
+                key_columns, key_fields, read_key = self._key_plan(key)
+                shape = self._intern(Shape(self.table(topic), True, key_columns, key_columns, key_fields))
+                self._plans[plan_key] = RowPlan(
+                    shape, lambda record, key_payload, payload: read_key(record, key_payload)
+                )
+            return self._plans[plan_key]
 
+        reader = StructReader(struct_fields(value[1], "value"), self.zone)
+        whitelist = config.fields_whitelist
+        build: Build
         if config.pk_mode == "record_key":
-            if key is None or key.payload is None:
-                raise MalformedRecord("pk.mode=record_key but the record key is null")
-            key_reader, key_columns, key_pick = self._key_reader(key)
-            key_fields = key_reader_fields(key_reader, key_pick)
+            assert key is not None
+            key_columns, key_fields, read_key = self._key_plan(key)
         elif config.pk_mode == "record_value":
-            key_columns = config.pk_fields or tuple(value_names)
-            key_pick = _select(value_reader, key_columns, "value", "pk.fields")
-            key_fields = tuple(value_reader.fields[i] for i in key_pick)
+            key_columns = config.pk_fields or reader.names
+            key_pick = reader.pick(key_columns, "value", "pk.fields")
+            key_fields = tuple(reader.fields[i] for i in key_pick)
         elif config.pk_mode == "kafka":
             key_columns = config.pk_fields or KAFKA_PK_FIELDS
             key_fields = tuple(dict(s, field=n) for s, n in zip(KAFKA_PK_SCHEMAS, key_columns, strict=True))
         else:
             key_columns, key_fields = (), ()
-
-        rest = [i for i, n in enumerate(value_names) if n not in key_columns and (not whitelist or n in whitelist)]
+        rest = tuple(
+            i for i, n in enumerate(reader.names) if n not in key_columns and (not whitelist or n in whitelist)
+        )
         shape = self._intern(
             Shape(
                 self.table(topic),
                 False,
-                (*key_columns, *(value_names[i] for i in rest)),
+                (*key_columns, *(reader.names[i] for i in rest)),
                 tuple(key_columns),
-                (*key_fields, *(value_reader.fields[i] for i in rest)),
+                (*key_fields, *(reader.fields[i] for i in rest)),
             )
         )
+        pick_rest = picker(rest)
 
-        key_row = _key_row(key_reader, key_pick) if config.pk_mode == "record_key" else None
+        def read_rest(record: ConsumerRecord, payload: Any) -> tuple[Any, ...]:
+            return pick_rest(reader.read(payload, record.value, "value"))
 
-        def build(record: ConsumerRecord, key_payload: Any, key_raw: bytes | None, payload: Any, raw: bytes) -> tuple:
-            values = value_reader.read(payload, lambda: exact_numbers(raw)["payload"], "value")
-            tail = tuple(values[i] for i in rest)
-            if key_row is not None:
-                return (*key_row(record, key_payload, key_raw, None, b""), *tail)
-            if config.pk_mode == "record_value":
-                return (*(values[i] for i in key_pick), *tail)
-            if config.pk_mode == "kafka":
-                return (record.topic, record.partition, record.offset, *tail)
-            return tail
+        if config.pk_mode == "record_key":
+
+            def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
+                return read_key(record, key_payload) + read_rest(record, payload)
+
+        elif config.pk_mode == "record_value":
+            pick_row = picker((*key_pick, *rest))
+
+            def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
+                return pick_row(reader.read(payload, record.value, "value"))
+
+        elif config.pk_mode == "kafka":
+
+            def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
+                return (record.topic, record.partition, record.offset, *read_rest(record, payload))
+
+        else:
+
+            def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
+                return read_rest(record, payload)
 
         return RowPlan(shape, build)
 
+    def _key_plan(
+        self, key: Message
+    ) -> tuple[tuple[str, ...], tuple[dict[str, Any], ...], Callable[[ConsumerRecord, Any], tuple[Any, ...]]]:
+        """The key's column names, their field schemas, and how to read them from a key payload."""
+        schema = key[1] or {}
+        pk_fields = self.config.pk_fields
+        if schema.get("type") == "struct":
+            reader = StructReader(struct_fields(schema, "key"), self.zone)
+            names = pk_fields or reader.names
+            pick = reader.pick(names, "key", "pk.fields")
+            pick_key = picker(pick)
 
-def key_reader_fields(reader: StructReader, pick: list[int] | None) -> tuple[dict[str, Any], ...]:
-    return reader.fields if pick is None else tuple(reader.fields[i] for i in pick)
+            def read_struct(record: ConsumerRecord, key_payload: Any) -> tuple[Any, ...]:
+                return pick_key(reader.read(key_payload, record.key, "key"))
 
-
-def _key_row(reader: StructReader, pick: list[int] | None) -> Callable[..., tuple[Any, ...]]:
-    def build(record: ConsumerRecord, key_payload: Any, key_raw: bytes | None, payload: Any, raw: bytes) -> tuple:
-        if pick is None:  # a primitive key: the payload is the value itself
-            name = reader.fields[0]["field"]
-            return tuple(
-                reader.read({name: key_payload}, lambda: {name: exact_numbers(key_raw or b"")["payload"]}, "key")
+            return tuple(names), tuple(reader.fields[i] for i in pick), read_struct
+        if len(pk_fields) != 1:
+            raise MalformedRecord(
+                f"the key is a primitive {schema.get('type')!r}, so pk.fields must name exactly one column for it "
+                f"(got {list(pk_fields)})"
             )
-        values = reader.read(key_payload, lambda: exact_numbers(key_raw or b"")["payload"], "key")
-        return tuple(values[i] for i in pick)
+        name = pk_fields[0]
+        reader = StructReader([dict(schema, field=name)], self.zone, primitive=True)
 
-    return build
+        def read_primitive(record: ConsumerRecord, key_payload: Any) -> tuple[Any, ...]:
+            return tuple(reader.read({name: key_payload}, record.key, "key"))
+
+        return (name,), reader.fields, read_primitive
