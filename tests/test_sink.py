@@ -286,3 +286,42 @@ def test_decimals_written_as_json_numbers_keep_every_digit(case: SinkCase) -> No
     case.run(case.config(auto_create="true"))
     assert case.columns()["amount"] == "decimal(65,20)"
     assert str(case.rows()[0][1]) == "0.12345678901234567891"
+
+
+@pytest.mark.parametrize(
+    ("insert_mode", "pk_mode", "expected", "dead_letters"),
+    [
+        ("insert", "none", [(1, "a", None), (1, "a2", None), (2, "b", None)], 0),
+        ("insert", "kafka", [(1, "a", None), (1, "a2", None), (2, "b", None)], 0),
+        ("insert", "record_key", [(1, "a", None), (2, "b", None)], 1),  # the second seq 1 is a duplicate key
+        ("insert", "record_value", [(1, "a", None), (2, "b", None)], 1),
+        ("upsert", "kafka", [(1, "a", None), (1, "a2", None), (2, "b", None)], 0),
+        ("upsert", "record_key", [(1, "a2", None), (2, "b", None)], 0),
+        ("upsert", "record_value", [(1, "a2", None), (2, "b", None)], 0),
+        ("update", "record_key", [(1, "a2", None), (2, "b", None), (3, "untouched", None)], 0),
+        ("update", "record_value", [(1, "a2", None), (2, "b", None), (3, "untouched", None)], 0),
+    ],
+)
+def test_every_insert_and_pk_mode(
+    case: SinkCase, insert_mode: str, pk_mode: str, expected: list[tuple], dead_letters: int
+) -> None:
+    if insert_mode == "update":
+        case.sandbox.execute(
+            case.database,
+            f"CREATE TABLE `{case.topic}` (seq INT PRIMARY KEY, member_name TEXT, pet_name TEXT)",
+            f"INSERT INTO `{case.topic}` VALUES (1, 'old', NULL), (2, 'old', NULL), (3, 'untouched', NULL)",
+        )
+    case.produce([member(1, "a"), member(2, "b"), member(1, "a2")])
+    options = {"pk_fields": "seq"} if pk_mode == "record_value" else {}
+    config = case.config(
+        auto_create="true",
+        insert_mode=insert_mode,
+        pk_mode=pk_mode,
+        errors_tolerance="all",
+        errors_deadletterqueue_topic_name=case.sandbox.topic("dlq"),
+        **options,
+    )
+    run = case.run(config)
+    columns = "seq, member_name, pet_name"
+    assert case.rows(f"SELECT {columns} FROM `{case.topic}` ORDER BY {columns}") == expected
+    assert run.stats(case.topic).dead_lettered == dead_letters

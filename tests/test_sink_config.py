@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 
 from mungmo_pipelines.core.config import SINK_OPTIONS, ConnectorConfigError, SinkConnectorConfig, parse_connector
@@ -108,3 +110,9 @@ def test_bad_sink_options_are_named(options: dict, field: str, expected: str) ->
         sink(**options)
     assert raised.value.field_name == field
     assert expected in str(raised.value)
+
+
+def test_readme_lists_every_sink_option() -> None:
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
+    section = readme[readme.index("### Sink options") : readme.index("### Types: Connect schema to MariaDB column")]
+    assert [name for name in SINK_OPTIONS if f"`{name}`" not in section] == []

@@ -418,7 +418,6 @@ class SinkType:
     key_column: Callable[[dict[str, Any]], str]
     holds: frozenset[str]
     converter: Callable[[dict[str, Any], dt.tzinfo], Converter]
-    column_doc: str
 
 
 _INTEGERS = ("int8", "int16", "int32", "int64")
@@ -433,10 +432,7 @@ def _sink_type(
 ) -> SinkType:
     as_ddl = column if callable(column) else _fixed(column)
     key_ddl = _fixed(key_column) if key_column else as_ddl
-    doc = column if isinstance(column, str) else "DECIMAL(p,s)"
-    if key_column:
-        doc += f" ({key_column} as a key)"
-    return SinkType(connect, as_ddl, key_ddl, frozenset((connect, *holds)), converter, doc)
+    return SinkType(connect, as_ddl, key_ddl, frozenset((connect, *holds)), converter)
 
 
 SINK_TYPES: dict[str, SinkType] = {
