@@ -256,8 +256,15 @@ def runs_by_job() -> dict[str, tuple[int, float, float]]:
 def sensors_publishing(defs: Definitions, source: SourceConnectorConfig, sensors: list[str]) -> list[str]:
     """The chosen sensors whose job runs the source connector (so inserted rows reach the topic)."""
     topic = topic_key(source.topic_for(source.table_whitelist[0]))
-    chosen = [s for s in defs.sensors if s.name in sensors]
-    return [s.name for s in chosen if topic in defs.resolve_job_def(s.job_name).asset_layer.executable_asset_keys]
+    return [
+        sensor.name
+        for sensor in defs.sensors
+        if sensor.name in sensors
+        and any(
+            topic in defs.resolve_job_def(target.job_name).asset_layer.executable_asset_keys
+            for target in sensor.targets
+        )
+    ]
 
 
 def main() -> None:
