@@ -2,11 +2,8 @@
 
 from __future__ import annotations
 
-import base64
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from decimal import Decimal
 from typing import Any
 
 from kafka import TopicPartition
@@ -15,7 +12,6 @@ from kafka.consumer.fetcher import ConsumerRecord
 from mungmo_pipelines.core.config import SinkConnectorConfig, parse_connector
 from mungmo_pipelines.core.connect_json import dumps
 from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
-from mungmo_pipelines.core.mariadb_types import DECIMAL, TIMESTAMP, unscaled_bytes
 from mungmo_pipelines.core.sink import JdbcSink, SinkRun
 from tests.conftest import Sandbox
 
@@ -24,18 +20,6 @@ Message = tuple[bytes | None, bytes | None]
 
 def field(name: str, connect_type: str, optional: bool = False, **extra: Any) -> dict[str, Any]:
     return {"type": connect_type, "optional": optional, **extra, "field": name}
-
-
-def decimal_field(name: str, scale: int, optional: bool = True) -> dict[str, Any]:
-    return field(name, "bytes", optional, name=DECIMAL, version=1, parameters={"scale": str(scale)})
-
-
-def timestamp_field(name: str, optional: bool = False) -> dict[str, Any]:
-    return field(name, "int64", optional, name=TIMESTAMP, version=1)
-
-
-def decimal_value(value: str, scale: int) -> str:
-    return base64.b64encode(unscaled_bytes(Decimal(value), scale)).decode()
 
 
 def envelope(fields: Sequence[dict[str, Any]], payload: dict[str, Any] | None, name: str | None = None) -> bytes:
@@ -130,7 +114,3 @@ def new_case(sandbox: Sandbox, label: str = "events") -> SinkCase:
 
 def headers_of(record: ConsumerRecord) -> dict[str, str]:
     return {key: value.decode() for key, value in record.headers}
-
-
-def as_json(data: bytes | None) -> Any:
-    return None if data is None else json.loads(data)
