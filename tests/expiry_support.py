@@ -91,6 +91,19 @@ class Members:
         holder = lock_holder(self.engine, self.lock_name)
         return holder.connection_id if holder else None
 
+    def settings(self, **overrides: Any) -> dict[str, Any]:
+        """The ``verification`` resource's run config for this sandbox.
+
+        Run config replaces the resource's settings as a whole (unset fields fall back to the class
+        defaults, not to the deployment's values), so it names the sandbox's database and topic again.
+        """
+        return {
+            "jdbc_url": self.sandbox.jdbc_url(self.database),
+            "topic": self.topic,
+            "password": {"env": "MUNGMO_DB_PASSWORD"},
+            **overrides,
+        }
+
     def env(self, dagster_home: Path) -> dict[str, str]:
         """Environment for a ``dagster`` subprocess aimed at this sandbox."""
         return {
@@ -113,20 +126,27 @@ def naive_utc(moment: datetime) -> datetime:
 
 
 def dagster_home(path: Path, **overrides: dict[str, Any]) -> Path:
-    """A DAGSTER_HOME with the project's own ``dagster.yaml``, top-level sections overridden (faster polls)."""
+    """A DAGSTER_HOME with the project's own ``dagster.yaml``, top-level sections overridden (faster polls).
+
+    Its storage is created here, once: processes started together would race to create it.
+    """
     config = yaml.safe_load((ROOT / ".dagster_home" / "dagster.yaml").read_text())
     for section, values in overrides.items():
         config[section] = {**config.get(section, {}), **values}
+    config["storage"] = {"sqlite": {"base_dir": str(path)}}
     path.mkdir(parents=True, exist_ok=True)
     (path / "dagster.yaml").write_text(yaml.safe_dump(config))
+    DagsterInstance.from_config(str(path)).dispose()
     return path
 
 
-def job_run_config(as_of: datetime | None = None, hold_seconds: float = 0.0, **resources: Any) -> dict[str, Any]:
-    """The expiry job's run config, with ``verification`` resource settings overridden."""
+def job_run_config(
+    as_of: datetime | None = None, hold_seconds: float = 0.0, verification: dict[str, Any] | None = None
+) -> dict[str, Any]:
+    """The expiry job's run config; ``verification`` replaces the resource's settings (see Members.settings)."""
     run_config = expiry_run_config(as_of, hold_seconds)
-    if resources:
-        run_config["resources"] = {"verification": {"config": resources}}
+    if verification:
+        run_config["resources"] = {"verification": {"config": verification}}
     return run_config
 
 
@@ -161,6 +181,20 @@ def wait_for(condition: Callable[[], Any], timeout_s: float, what: str, interval
             return value
         time.sleep(interval_s)
     raise AssertionError(f"timed out after {timeout_s} s waiting for {what}")
+
+
+def wait_for_holder(members: Members, process: subprocess.Popen[str], timeout_s: float = 90) -> int:
+    """The connection id holding the members' lock, once ``process`` has taken it."""
+
+    def taken() -> int | None:
+        if process.poll() is not None:
+            raise AssertionError(
+                f"the run ended (exit {process.returncode}) before it held the lock:\n"
+                + (process.stdout.read() if process.stdout else "")
+            )
+        return members.holder()
+
+    return wait_for(taken, timeout_s, "the run to take the lock")
 
 
 def job_runs(instance: DagsterInstance) -> list[RunRecord]:
