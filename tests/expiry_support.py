@@ -218,7 +218,8 @@ def materialization(instance: DagsterInstance, run_id: str) -> dict[str, Any] | 
 def timeline(instance: DagsterInstance, records: Iterable[RunRecord] | None = None) -> str:
     """Each run's start/end and, when it did the work, when it held the lock; or why it skipped."""
     rows = []
-    for record in records if records is not None else job_runs(instance):
+    chosen = records if records is not None else job_runs(instance)
+    for record in sorted(chosen, key=lambda r: r.start_time or float("inf")):
         run = record.dagster_run
         done = materialization(instance, run.run_id)
         held = f"lock {done['lock_acquired_at'][11:]} -> {done['lock_released_at'][11:]}" if done else ""
