@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import DagsterInstance, DagsterRunStatus, build_schedule_context
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, build_schedule_context
 
 from mungmo_pipelines.assets.verification import SKIPPED_TAG
 from mungmo_pipelines.core.config import load_connectors
@@ -159,6 +159,9 @@ def test_frozen_holder_loses_the_lock_after_its_lease_and_then_fails(box: Member
         first, second = job_runs(instance)
         assert first.dagster_run.status == DagsterRunStatus.FAILURE
         assert second.dagster_run.status == DagsterRunStatus.SUCCESS
-    assert frozen.returncode != 0
-    assert "LockLost" in frozen_output
+        (failure,) = instance.all_logs(first.dagster_run.run_id, of_type=DagsterEventType.STEP_FAILURE)
+        error = failure.dagster_event.step_failure_data.error
+        print(f"the frozen run, woken up: {error.cause.cls_name if error.cause else error.cls_name}")
+    assert frozen.returncode != 0, frozen_output
+    assert (error.cause or error).cls_name == "LockLost"
     assert lease - 1.5 <= freed_after <= lease + 5

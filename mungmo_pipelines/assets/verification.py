@@ -110,7 +110,7 @@ def verification_expiry_assets(
             return
         table = verification.members_table()
         with lock, ExpiryEvents(kafka.settings(), verification.topic, f"mungmo-{name}") as publisher:
-            result = VerificationExpiry(engine, table, publisher, verification.chunk_size).run(as_of, lock.keep_alive)
+            result = VerificationExpiry(engine, table, publisher, verification.chunk_size).run(as_of, lock)
             if config.test_only_hold_seconds:
                 lock.hold(config.test_only_hold_seconds)
         if result.verification_index is None:

@@ -35,6 +35,7 @@ from kafka.errors import KafkaError
 from sqlalchemy import Connection, Engine, bindparam, text
 
 from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic
+from mungmo_pipelines.core.named_lock import LockLost, NamedLock
 from mungmo_pipelines.core.source import quote
 
 DEFAULT_TTL = timedelta(days=30)
@@ -300,30 +301,50 @@ class VerificationExpiry:
         """The chunk query, for EXPLAIN."""
         return str(self._probe)
 
-    def run(self, as_of: datetime, keep_alive: Callable[[], None] | None = None) -> ExpiryResult:
-        """Expire everything due at ``as_of``; ``keep_alive`` runs before every statement batch (lock lease)."""
+    def run(self, as_of: datetime, lock: NamedLock | None = None) -> ExpiryResult:
+        """Expire everything due at ``as_of``.
+
+        Under ``lock``, the lease is renewed before every transaction, and the work connection gets
+        the lease as its ``wait_timeout`` too: a holder frozen mid-transaction loses its row locks
+        together with the named lock, instead of blocking the next run on them.
+        """
         started = time.monotonic()
         result = ExpiryResult(as_of=as_of, cutoff=self.table.cutoff(as_of))
-        renew = keep_alive or (lambda: None)
+        renew = lock.keep_alive if lock else (lambda: None)
         with self.engine.connect().execution_options(isolation_level="READ COMMITTED") as conn:
-            with conn.begin():
-                result.verification_index = check_schema(conn, self.table)
-                ensure_outbox(conn, self.table)
-            renew()
-            result.events_from_earlier_runs = self._publish_outbox(conn, result, renew)
-            while True:
-                renew()
-                chunk_started = time.monotonic()
-                expired = self._expire_chunk(conn, as_of)
-                result.db_seconds += time.monotonic() - chunk_started
-                if expired:
-                    result.expired += expired
-                    result.chunks += 1
-                    self._publish_outbox(conn, result, renew)
-                if expired < self.chunk_size:
-                    break
+            try:
+                if lock:
+                    conn.exec_driver_sql(f"SET SESSION wait_timeout = {int(lock.lease_seconds)}")
+                    conn.commit()
+                self._run(conn, result, renew)
+            except Exception as error:
+                # A holder frozen past its lease fails on whatever it touches first; the cause is the lease.
+                lost = lock.lost() if lock and not isinstance(error, LockLost) else None
+                if lost is not None:
+                    raise lost from error
+                raise
+            finally:
+                conn.invalidate()  # its session settings end with the run rather than go back to the pool
         result.seconds = time.monotonic() - started
         return result
+
+    def _run(self, conn: Connection, result: ExpiryResult, renew: Callable[[], None]) -> None:
+        with conn.begin():
+            result.verification_index = check_schema(conn, self.table)
+            ensure_outbox(conn, self.table)
+        renew()
+        result.events_from_earlier_runs = self._publish_outbox(conn, result, renew)
+        while True:
+            renew()
+            chunk_started = time.monotonic()
+            expired = self._expire_chunk(conn, result.as_of)
+            result.db_seconds += time.monotonic() - chunk_started
+            if expired:
+                result.expired += expired
+                result.chunks += 1
+                self._publish_outbox(conn, result, renew)
+            if expired < self.chunk_size:
+                return
 
     def _expire_chunk(self, conn: Connection, as_of: datetime) -> int:
         """One short transaction: lock up to ``chunk_size`` due members, expire them, record their events."""

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 
 from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import SQLAlchemyError
 
 MAX_LOCK_NAME = 64  # MariaDB's limit on user lock names
 
@@ -67,6 +67,7 @@ class NamedLock:
         self.connection_id: int = connection.execute(text("SELECT CONNECTION_ID()")).scalar_one()
         self.acquired_at = datetime.now(UTC)
         self.released_at: datetime | None = None
+        self._lost: LockLost | None = None
 
     @classmethod
     def acquire(cls, engine: Engine, name: str, lease_seconds: int) -> NamedLock:
@@ -91,18 +92,28 @@ class NamedLock:
 
     def keep_alive(self) -> None:
         """Renew the lease; raise :class:`LockLost` if this session no longer holds the lock."""
-        try:
-            mine = self._connection.execute(
-                text("SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"), {"name": self.name}
-            ).scalar()
-            self._connection.commit()
-        except DBAPIError as error:
-            raise LockLost(
-                f"lock {self.name!r}: connection {self.connection_id} is gone (idle longer than the "
-                f"{self.lease_seconds} s lease, or the server dropped it), so another run may hold it now"
-            ) from error
-        if mine != 1:
-            raise LockLost(f"lock {self.name!r} is no longer held by connection {self.connection_id}")
+        lost = self.lost()
+        if lost is not None:
+            raise lost
+
+    def lost(self) -> LockLost | None:
+        """Renew the lease and return ``None``, or say why this session no longer holds the lock."""
+        if self._lost is None:
+            try:
+                mine = self._connection.execute(
+                    text("SELECT IS_USED_LOCK(:name) = CONNECTION_ID()"), {"name": self.name}
+                ).scalar()
+                self._connection.commit()
+            except SQLAlchemyError as error:
+                self._lost = LockLost(
+                    f"lock {self.name!r}: connection {self.connection_id} is gone (idle longer than the "
+                    f"{self.lease_seconds} s lease, or the server dropped it), so another run may hold it now"
+                )
+                self._lost.__cause__ = error
+            else:
+                if mine != 1:
+                    self._lost = LockLost(f"lock {self.name!r} is no longer held by connection {self.connection_id}")
+        return self._lost
 
     def hold(self, seconds: float) -> None:
         """Keep the lock ``seconds`` longer, renewing the lease every second."""
@@ -115,9 +126,10 @@ class NamedLock:
         if self.released_at is not None:
             return
         try:
-            self._connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
-        except DBAPIError:
-            pass  # the connection is already gone, and the lock with it
+            if self._lost is None:  # once lost, the connection is gone and the lock with it
+                self._connection.execute(text("SELECT RELEASE_LOCK(:name)"), {"name": self.name})
+        except SQLAlchemyError:
+            pass  # the connection went away just now: the server released the lock with it
         finally:
             self.released_at = datetime.now(UTC)
             _discard(self._connection)  # closing the session releases the lock whatever happened above
