@@ -277,3 +277,16 @@ def test_manual_run_without_as_of_uses_its_creation_time(
     )
     assert box.verified_ids() == {fresh}
     assert old not in box.verified_ids()
+
+
+def test_project_definitions_wire_the_expiry() -> None:
+    from mungmo_pipelines import defs
+
+    members_key, topic = AssetKey(["mungMo", "member"]), AssetKey(["kafka", "neighbourhood-verification-expired"])
+    assert defs.resolve_asset_graph().get(topic).parent_keys == {members_key}
+    job = defs.resolve_job_def(EXPIRY_JOB)
+    assert job.tags == {"mungmo/run_lock": EXPIRY_JOB, "dagster/max_runtime": "300"}
+    assert job.executor_def.name == "in_process"
+    schedule = defs.resolve_schedule_def(EXPIRY_SCHEDULE)
+    assert (schedule.job_name, schedule.default_status.value) == (EXPIRY_JOB, "RUNNING")
+    assert {check.name for check in defs.resolve_asset_graph().asset_check_keys} == {"no_verification_past_cutoff"}
