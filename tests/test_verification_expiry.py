@@ -164,6 +164,8 @@ def test_bad_settings_and_as_of_name_what_was_expected(box: Members) -> None:
             check_schema(conn, MembersTable(verified_at_column="verified_on"))
         with pytest.raises(MembersTableError, match=r"members table .*\.members does not exist \(setting 'table'\)"):
             check_schema(conn, MembersTable(name="members"))
+    with pytest.raises(ValueError, match=r"time_zone 'Seoul': expected an IANA zone such as UTC or Asia/Seoul"):
+        MembersTable(time_zone="Seoul")
     with pytest.raises(ValueError, match=r"expected a UTC offset \(e\.g\. 2025-06-01T09:00:00\+09:00"):
         parse_as_of("2025-06-01T09:00:00")
     assert parse_as_of("2025-06-01T09:00:00+09:00") == AS_OF

@@ -28,7 +28,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from kafka import KafkaProducer
 from kafka.errors import KafkaError
@@ -60,6 +60,14 @@ class MembersTable:
     ttl: timedelta = DEFAULT_TTL
     time_zone: str = "UTC"
     outbox_table: str = "neighbourhood_verification_expiry_outbox"
+
+    def __post_init__(self) -> None:
+        if self.ttl <= timedelta(0):
+            raise ValueError(f"ttl: expected a positive duration, got {self.ttl}")
+        try:
+            ZoneInfo(self.time_zone)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"time_zone {self.time_zone!r}: expected an IANA zone such as UTC or Asia/Seoul") from None
 
     @property
     def index_name(self) -> str:
