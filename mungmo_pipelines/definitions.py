@@ -1,4 +1,5 @@
-"""The Dagster definitions: connector bodies in ``connectors/`` become assets, jobs and sensors."""
+"""The Dagster definitions: connector bodies in ``connectors/`` become assets, jobs and sensors; plus
+the neighbourhood verification expiry (asset, check, job, minute schedule)."""
 
 from __future__ import annotations
 
@@ -13,8 +14,10 @@ from mungmo_pipelines.assets.replication import (
     source_connector_asset,
     source_table_specs,
 )
+from mungmo_pipelines.assets.verification import EXPIRY_JOB, EXPIRY_JOB_TAGS, verification_expiry_assets
 from mungmo_pipelines.core.config import Connectors, SinkConnectorConfig, SourceConnectorConfig, load_connectors
-from mungmo_pipelines.resources import default_resources
+from mungmo_pipelines.resources import VerificationExpiryResource, default_resources
+from mungmo_pipelines.schedules import verification_expiry_schedule
 from mungmo_pipelines.sensors.sink import sink_lag_sensor
 
 REPLICATE_ALL_JOB = "replicate_all"
@@ -32,7 +35,17 @@ def downstream_sinks(
 def build_definitions(connectors: Connectors) -> Definitions:
     for warning in connectors.warnings:
         log.warning(warning)
-    table_specs = {spec.key: spec for source in connectors.sources for spec in source_table_specs(source)}
+    resources = default_resources()
+    verification = resources["verification"]
+    assert isinstance(verification, VerificationExpiryResource)
+    expiry, expiry_check = verification_expiry_assets(verification)
+    # A source connector reading the members table sees the expiry's asset, not a second spec of it.
+    table_specs = {
+        spec.key: spec
+        for source in connectors.sources
+        for spec in source_table_specs(source)
+        if spec.key not in expiry.keys
+    }
     known_topics = {
         source.topic_for(table) for source in connectors.sources for table in (source.table_whitelist or ("",))
     }
@@ -67,6 +80,16 @@ def build_definitions(connectors: Connectors) -> Definitions:
             description="Every connector, sources before the sinks that read their topics.",
         )
     )
+    jobs.append(
+        define_asset_job(
+            EXPIRY_JOB,
+            selection=AssetSelection.assets(expiry),
+            # One step, run in the run worker itself: killing the worker frees the MariaDB lock it holds.
+            executor_def=in_process_executor,
+            tags=EXPIRY_JOB_TAGS,
+            description="Cancel neighbourhood verifications past their time-to-live; publish an event for each.",
+        )
+    )
     sensors = [
         sink_lag_sensor(
             sink,
@@ -76,10 +99,12 @@ def build_definitions(connectors: Connectors) -> Definitions:
         for sink in connectors.sinks
     ]
     return Definitions(
-        assets=[*table_specs.values(), *connector_assets.values()],
+        assets=[*table_specs.values(), *connector_assets.values(), expiry],
+        asset_checks=[expiry_check],
         jobs=jobs,
         sensors=sensors,
-        resources=default_resources(),
+        schedules=[verification_expiry_schedule(EXPIRY_JOB)],
+        resources=resources,
     )
 
 

@@ -1,18 +1,24 @@
-"""``make demo``: the team's seed replication end to end on the local stack, printing what moved.
+"""``make demo``: the team's seed replication end to end on the local stack, printing what moved,
+then the neighbourhood verification expiry on sample members.
 
 Creates ``mungMo.test001`` and an empty ``mungmoMember``, inserts sample rows, runs the
 ``replicate_all`` job through the project's Dagster instance (so the runs show in the UI),
-inserts more and runs it again.
+inserts more and runs it again. Then creates ``mungMo.member`` (with the index the expiry
+needs), adds members verified on both sides of the 30-day line, runs the
+``neighbourhood_verification_expiry`` job through the same instance and prints what it expired.
 """
 
 from __future__ import annotations
 
 import random
+from datetime import UTC, datetime, timedelta
 
 from dagster import DagsterInstance, ExecuteInProcessResult
-from sqlalchemy import Engine, create_engine, text
+from sqlalchemy import Engine, bindparam, create_engine, text
 
+from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry_run_config
 from mungmo_pipelines.core import stack_env
+from mungmo_pipelines.core.expiry import MembersTable, members_table_ddl
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, defs
 
 SOURCE_DB = "mungMo"
@@ -104,6 +110,83 @@ def replicate(admin: Engine, instance: DagsterInstance, label: str) -> None:
         raise SystemExit(f"replication did not converge: {source} source rows, {target} target rows")
 
 
+MEMBERS_TABLE = MembersTable()
+# (nickname, neighbourhood, age of the verification at the cut-off, or None for never verified)
+SAMPLE_MEMBERS = [
+    ("김민지", "서울 마포구 망원동", timedelta(days=45)),
+    ("이서준", "서울 성동구 성수동", timedelta(days=30)),
+    ("박지우", "부산 해운대구 우동", timedelta(days=30) - timedelta(seconds=1)),
+    ("최하은", "경기 성남시 분당구 정자동", timedelta(days=3)),
+    ("정도윤", "서울 마포구 망원동", None),
+]
+
+
+def add_sample_members(admin: Engine, as_of: datetime) -> list[int]:
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"USE `{SOURCE_DB}`")
+        conn.exec_driver_sql(members_table_ddl(MEMBERS_TABLE))
+        ids = []
+        for nickname, place, age in SAMPLE_MEMBERS:
+            result = conn.execute(
+                text(
+                    "INSERT INTO member (nickname, neighbourhood, neighbourhood_verified, neighbourhood_verified_at) "
+                    "VALUES (:nickname, :place, :verified, :verified_at)"
+                ),
+                {
+                    "nickname": nickname,
+                    "place": place,
+                    "verified": int(age is not None),
+                    "verified_at": MEMBERS_TABLE.to_db(as_of - age) if age is not None else None,
+                },
+            )
+            ids.append(result.lastrowid)
+        return ids
+
+
+def member_states(admin: Engine, ids: list[int]) -> dict[int, tuple[str, int, datetime | None]]:
+    with admin.connect() as conn:
+        rows = conn.execute(
+            text(
+                f"SELECT id, nickname, neighbourhood_verified, neighbourhood_verified_at FROM `{SOURCE_DB}`.member "
+                "WHERE id IN :ids"
+            ).bindparams(bindparam("ids", expanding=True)),
+            {"ids": ids},
+        )
+        return {row[0]: (row[1], row[2], row[3]) for row in rows}
+
+
+def expire_verifications(admin: Engine, instance: DagsterInstance) -> None:
+    as_of = datetime.now(UTC).replace(microsecond=0)
+    ids = add_sample_members(admin, as_of)
+    before = member_states(admin, ids)
+    result = defs.resolve_job_def(EXPIRY_JOB).execute_in_process(
+        instance=instance, run_config=expiry_run_config(as_of=as_of), raise_on_error=False
+    )
+    after = member_states(admin, ids)
+    print(f"verification expiry: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+    skipped = instance.get_run_by_id(result.run_id).tags.get(SKIPPED_TAG)
+    if skipped:
+        print(f"  {skipped} (is `make daemon` or `make dev` running the minute schedule?)")
+    for event in result.get_asset_materialization_events():
+        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
+        if "expired" in metadata:
+            print(
+                f"  {metadata['expired']} verifications granted at or before {metadata['cutoff']} expired "
+                f"in {metadata['chunks']} chunk(s), {metadata['duration_s']} s (earlier demo members count too)"
+            )
+        else:
+            print(
+                f"  {metadata['events_published']} events published to topic {event.materialization.asset_key.path[-1]}"
+            )
+    print(f"  the sample members added just now, against the cut-off {as_of:%Y-%m-%d %H:%M:%S} UTC - 30 days:")
+    for member_id, (nickname, verified, verified_at) in before.items():
+        age = f"verified {as_of.replace(tzinfo=None) - verified_at} before" if verified_at else "not verified"
+        change = "expired" if verified and not after[member_id][1] else "still verified" if verified else "unchanged"
+        print(f"    member {member_id:>4} {nickname}  {age:<40} -> {change}")
+    if not result.success or skipped:
+        raise SystemExit("the verification expiry did not run")
+
+
 def main() -> None:
     admin = create_engine(stack_env.mariadb_admin_url())
     instance = DagsterInstance.get()
@@ -112,6 +195,7 @@ def main() -> None:
     replicate(admin, instance, "first run (5 new rows)")
     insert_rows(admin, 3)
     replicate(admin, instance, "second run (3 more rows)")
+    expire_verifications(admin, instance)
     print("Open the UI with `make dev` to see these runs and the lineage.")
 
 

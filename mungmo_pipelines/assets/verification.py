@@ -1,0 +1,196 @@
+"""Neighbourhood verification expiry in Dagster: the members table as an asset, its job and its check.
+
+The job's runs share one run-level concurrency tag (limited to 1 in ``dagster.yaml``) and a
+``dagster/max_runtime``; the run itself takes the MariaDB named lock for the members table, so
+a run started outside the queue (``dagster job execute``, another deployment) cannot overlap
+either. A run that finds the lock taken ends cleanly as skipped, like a ShedLock-guarded
+method on another instance, and says so in the ``mungmo/skipped`` run tag.
+"""
+
+from collections.abc import Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+from dagster import (
+    AssetCheckExecutionContext,
+    AssetCheckResult,
+    AssetChecksDefinition,
+    AssetCheckSeverity,
+    AssetExecutionContext,
+    AssetKey,
+    AssetsDefinition,
+    AssetSpec,
+    Config,
+    MaterializeResult,
+    asset_check,
+    multi_asset,
+)
+from pydantic import Field
+
+from mungmo_pipelines.assets.keys import table_key, topic_key
+from mungmo_pipelines.core.expiry import ExpiryEvents, VerificationExpiry, overdue_verifications, parse_as_of
+from mungmo_pipelines.core.named_lock import LockHeldElsewhere, NamedLock
+from mungmo_pipelines.resources import KafkaResource, MariaDBResource, VerificationExpiryResource
+
+EXPIRY_JOB = "neighbourhood_verification_expiry"
+EXPIRY_OP = "expire_neighbourhood_verifications"
+CHECK_NAME = "no_verification_past_cutoff"
+# dagster.yaml limits runs carrying this tag to one at a time (concurrency: runs: tag_concurrency_limits).
+RUN_LOCK_TAG = {"mungmo/run_lock": EXPIRY_JOB}
+# Run monitoring fails a run older than this (ShedLock's lockAtMostFor); chunks already committed stay.
+MAX_RUNTIME_SECONDS = 300
+EXPIRY_JOB_TAGS = {**RUN_LOCK_TAG, "dagster/max_runtime": str(MAX_RUNTIME_SECONDS)}
+AS_OF_TAG = "mungmo/as_of"
+SKIPPED_TAG = "mungmo/skipped"
+
+
+class ExpiryRunConfig(Config):
+    as_of: str | None = Field(
+        default=None,
+        description="Cut-off time, ISO-8601 with a UTC offset (2025-06-01T09:00:00+09:00). The schedule sets "
+        "its tick's time; a manual run without it uses the run's creation time.",
+    )
+    test_only_hold_seconds: float = Field(
+        default=0.0,
+        ge=0,
+        description="Tests only: keep the lock this many seconds after the work, so overlaps and hangs "
+        "can be observed. Leave at 0.",
+    )
+
+
+def members_key(settings: VerificationExpiryResource) -> AssetKey:
+    return table_key(settings.database, settings.table)
+
+
+def _iso(moment: datetime) -> str:
+    return moment.isoformat(timespec="milliseconds")
+
+
+def verification_expiry_assets(
+    settings: VerificationExpiryResource,
+) -> tuple[AssetsDefinition, AssetChecksDefinition]:
+    members = members_key(settings)
+    events = topic_key(settings.topic)
+    specs = [
+        AssetSpec(
+            members,
+            group_name=settings.database,
+            kinds={"mariadb"},
+            description=f"Table `{settings.database}.{settings.table}`: each run cancels the neighbourhood "
+            f"verifications granted {settings.ttl_days} days or more before its cut-off.",
+            skippable=True,
+        ),
+        AssetSpec(
+            events,
+            deps=[members],
+            group_name="kafka",
+            kinds={"kafka"},
+            description=f"Topic `{settings.topic}`: one JSON event per expired verification, keyed by member id.",
+            skippable=True,
+        ),
+    ]
+
+    @multi_asset(name=EXPIRY_OP, specs=specs, can_subset=False)
+    def expire(
+        context: AssetExecutionContext,
+        config: ExpiryRunConfig,
+        mariadb: MariaDBResource,
+        kafka: KafkaResource,
+        verification: VerificationExpiryResource,
+    ) -> Iterator[MaterializeResult]:
+        as_of = run_as_of(context, config)
+        context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: _iso(as_of)})
+        engine = mariadb.engine(verification.connection())
+        name = verification.lock_name()
+        try:
+            lock = NamedLock.acquire(engine, name, verification.lock_lease_seconds)
+        except LockHeldElsewhere as held:
+            context.log.warning(f"skipped: {held}")
+            context.instance.add_run_tags(context.run.run_id, {SKIPPED_TAG: f"skipped: {held}"})
+            return
+        table = verification.members_table()
+        with lock, ExpiryEvents(kafka.settings(), verification.topic, f"mungmo-{name}") as publisher:
+            result = VerificationExpiry(engine, table, publisher, verification.chunk_size).run(as_of, lock)
+            if config.test_only_hold_seconds:
+                lock.hold(config.test_only_hold_seconds)
+        if result.verification_index is None:
+            context.log.warning(
+                f"no index on {table.name}({table.verified_column}, {table.verified_at_column}): every run "
+                "scans the table; see README, Neighbourhood verification expiry"
+            )
+        context.log.info(
+            f"expired {result.expired} verifications granted at or before {_iso(result.cutoff)} "
+            f"in {result.chunks} chunks; {result.events_published} events published"
+        )
+        yield MaterializeResult(
+            asset_key=members,
+            metadata={
+                "expired": result.expired,
+                "as_of": _iso(as_of),
+                "cutoff": _iso(result.cutoff),
+                "chunks": result.chunks,
+                "chunk_size": verification.chunk_size,
+                "duration_s": round(result.seconds, 3),
+                "db_s": round(result.db_seconds, 3),
+                "verification_index": result.verification_index or "MISSING",
+                "lock": f"{name} (connection {lock.connection_id})",
+                "lock_acquired_at": _iso(lock.acquired_at),
+                "lock_released_at": _iso(lock.released_at or datetime.now(UTC)),
+            },
+        )
+        yield MaterializeResult(
+            asset_key=events,
+            metadata={
+                "events_published": result.events_published,
+                "events_from_earlier_runs": result.events_from_earlier_runs,
+                "publish_s": round(result.publish_seconds, 3),
+            },
+        )
+
+    @asset_check(
+        asset=members,
+        name=CHECK_NAME,
+        description="Fails if any member is still verified past the cut-off of the latest expiry run.",
+    )
+    def no_verification_past_cutoff(
+        context: AssetCheckExecutionContext, mariadb: MariaDBResource, verification: VerificationExpiryResource
+    ) -> AssetCheckResult:
+        latest = context.instance.get_latest_materialization_event(members)
+        if latest is None or latest.asset_materialization is None:
+            return AssetCheckResult(passed=True, description="no expiry run has materialized the table yet")
+        as_of = parse_as_of(str(latest.asset_materialization.metadata["as_of"].value))
+        table = verification.members_table()
+        count, oldest = overdue_verifications(mariadb.engine(verification.connection()), table, as_of)
+        return AssetCheckResult(
+            passed=count == 0,
+            severity=AssetCheckSeverity.ERROR,
+            description=f"{count} members still verified at or before {_iso(table.cutoff(as_of))}",
+            metadata={
+                "still_verified": count,
+                "as_of": _iso(as_of),
+                "expiry_run": latest.run_id,
+                "oldest_verified_at": _iso(oldest) if oldest else "",
+            },
+        )
+
+    return expire, no_verification_past_cutoff
+
+
+def run_as_of(context: AssetExecutionContext, config: ExpiryRunConfig) -> datetime:
+    """The run config's ``as_of`` (the schedule's tick), else the run's creation time."""
+    if config.as_of:
+        return parse_as_of(config.as_of)
+    record = context.instance.get_run_record_by_id(context.run.run_id)
+    if record is None:
+        raise LookupError(f"run {context.run.run_id} is not in the instance's run storage")
+    return record.create_timestamp.astimezone(UTC)
+
+
+def expiry_run_config(as_of: datetime | None = None, hold_seconds: float = 0.0) -> dict[str, Any]:
+    """Run config for the expiry job (the schedule's and tests')."""
+    config: dict[str, Any] = {}
+    if as_of is not None:
+        config["as_of"] = as_of.isoformat()
+    if hold_seconds:
+        config["test_only_hold_seconds"] = hold_seconds
+    return {"ops": {EXPIRY_OP: {"config": config}}}
