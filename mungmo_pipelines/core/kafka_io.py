@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import struct
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -96,3 +97,27 @@ def read_to_end(
             stuck = ", ".join(f"{tp.topic}[{tp.partition}] at {consumer.position(tp)} of {end[tp]}" for tp in still)
             raise TimeoutError(f"no progress reading to the end offsets for {stall_timeout_s:.0f}s: {stuck}")
         pending = still
+
+
+def murmur2(data: bytes) -> int:
+    """Kafka's ``Utils.murmur2`` (the Java client's key hash), a word at a time."""
+    mask, multiplier = 0xFFFFFFFF, 0x5BD1E995
+    length = len(data)
+    h = (0x9747B28C ^ length) & mask
+    words = length // 4
+    for k in struct.unpack_from(f"<{words}I", data):
+        k = (k * multiplier) & mask
+        k ^= k >> 24
+        h = ((h * multiplier) & mask) ^ ((k * multiplier) & mask)
+    tail = data[words * 4 :]
+    if tail:
+        h ^= int.from_bytes(tail, "little")
+        h = (h * multiplier) & mask
+    h ^= h >> 13
+    h = (h * multiplier) & mask
+    return h ^ (h >> 15)
+
+
+def partition_for_key(key: bytes, partitions: int) -> int:
+    """The partition Kafka's default partitioner picks for a key, so ours match Kafka Connect's."""
+    return 0 if partitions == 1 else (murmur2(key) & 0x7FFFFFFF) % partitions
