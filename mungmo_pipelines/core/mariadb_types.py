@@ -16,7 +16,7 @@ import datetime as dt
 import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
 
@@ -115,9 +115,13 @@ def unscaled_bytes(unscaled: int) -> bytes:
     return unscaled.to_bytes(length, "big", signed=True)
 
 
+# MariaDB decimals have at most 65 digits; the default context would round them to 28.
+_EXACT = Context(prec=100)
+
+
 def _decimal(scale: int) -> Encoder:
     def encode(value: Decimal) -> str:
-        return _base64(unscaled_bytes(int(value.scaleb(scale))))
+        return _base64(unscaled_bytes(int(value.scaleb(scale, _EXACT))))
 
     return encode
 
@@ -376,18 +380,18 @@ SOURCE_TYPES: tuple[SourceType, ...] = (
     SourceType(
         "FLOAT",
         "REAL",
-        "float32",
+        'float32 (JSON schema type "float")',
         "number as Java's Float.toString",
         _types(FIELD_TYPE.FLOAT),
-        _plain("float32", _float32_json),
+        _plain("float", _float32_json),
     ),
     SourceType(
         "DOUBLE, REAL",
         "DOUBLE",
-        "float64",
+        'float64 (JSON schema type "double")',
         "number as Java's Double.toString",
         _types(FIELD_TYPE.DOUBLE),
-        _plain("float64", _float64_json),
+        _plain("double", _float64_json),
     ),
     SourceType("BIT(1)", "BIT", "int8", "0 or 1", _is_bit1, _plain("int8", _bit_number)),
     SourceType(
