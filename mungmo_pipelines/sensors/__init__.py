@@ -1,0 +1,1 @@
+"""Sensors: what requests runs when there is something to replicate."""
