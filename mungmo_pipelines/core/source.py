@@ -33,8 +33,8 @@ from mungmo_pipelines.core.config import SourceConnectorConfig
 from mungmo_pipelines.core.connect_json import RowEncoder, dumps
 from mungmo_pipelines.core.kafka_io import (
     KafkaSettings,
+    TransactionalProducer,
     ensure_topic,
-    partition_for_key,
     read_to_end,
     topic_partitions,
 )
@@ -405,7 +405,9 @@ BeforeCommit = Callable[[int], None]
 class _Transactions:
     """Kafka transactions of one table's run, cut by ``transaction.boundary``."""
 
-    def __init__(self, producer: Any, config: SourceConnectorConfig, offsets_topic: str, offset_key: bytes) -> None:
+    def __init__(
+        self, producer: TransactionalProducer, config: SourceConnectorConfig, offsets_topic: str, offset_key: bytes
+    ) -> None:
         self.producer = producer
         self.config = config
         self.offsets_topic = offsets_topic
@@ -423,11 +425,11 @@ class _Transactions:
             return self.rows >= self.config.batch_max_rows
         return time.monotonic() - self.started >= self.config.transaction_interval_ms / 1000
 
-    def send(self, topic: str, key: bytes | None, value: bytes, partition: int | None) -> None:
+    def send(self, topic: str, key: bytes | None, value: bytes) -> None:
         if not self.open:
             self.producer.begin_transaction()
             self.open, self.rows, self.started = True, 0, time.monotonic()
-        self.producer.send(topic, key=key, value=value, partition=partition)
+        self.producer.send(topic, key, value)
         self.rows += 1
 
     def commit(self, offset: SourceOffset | None) -> None:
@@ -435,7 +437,7 @@ class _Transactions:
             self.producer.begin_transaction()
             self.open = True
         if offset is not None:
-            self.producer.send(self.offsets_topic, key=self.offset_key, value=dumps(offset.to_value()), partition=0)
+            self.producer.send(self.offsets_topic, self.offset_key, dumps(offset.to_value()))
         if self.before_commit is not None:
             self.producer.flush()
             self.before_commit(self.committed + 1)
@@ -557,23 +559,16 @@ class JdbcSource:
         config = self.config
         self.offsets.ensure_topic()
         stored = self.offsets.load(config.name)
-        producer = self.kafka.producer(
-            transactional_id=f"mungmo-source-{config.name}",
-            acks="all",
-            linger_ms=5,
-            batch_size=512 * 1024,
-            retry_backoff_ms=5,
-        )
+        producer = TransactionalProducer(self.kafka, f"mungmo-source-{config.name}")
+        producer.init_transactions()
         result = SourceRun(config.name)
-        try:
-            producer.init_transactions()
-            for table in [None] if config.query else self.tables():
-                result.tables.append(self._run_table(producer, table, stored))
-        finally:
-            producer.close()
+        for table in [None] if config.query else self.tables():
+            result.tables.append(self._run_table(producer, table, stored))
         return result
 
-    def _run_table(self, producer: Any, table: str | None, stored: dict[bytes, dict[str, Any]]) -> TableRun:
+    def _run_table(
+        self, producer: TransactionalProducer, table: str | None, stored: dict[bytes, dict[str, Any]]
+    ) -> TableRun:
         started = time.monotonic()
         connection = self.engine.raw_connection()
         try:
@@ -581,17 +576,21 @@ class JdbcSource:
             cursor.execute("SET SESSION time_zone = '+00:00', SESSION net_write_timeout = 600")
             plan = self.plan(cursor, table)
             ensure_topic(self.kafka, plan.topic, self.config.topic_partitions, self.config.topic_replication_factor)
-            partitions = len(producer.partitions_for(plan.topic))
             offset_key = SourceOffsetStore.key(self.config.name, plan.partition)
             stored_offset = SourceOffset.parse(stored.get(offset_key))
             run = TableRun(plan.source.label, plan.topic, offset_before=stored.get(offset_key))
             transactions = _Transactions(producer, self.config, self.offsets.topic, offset_key)
             transactions.before_commit = self.before_commit
-            final = self._deliver(cursor, plan, stored_offset, transactions, partitions, run)
-            if final is not None and final != stored_offset:
-                transactions.commit(final)
-            elif transactions.open:
-                transactions.commit(None)
+            try:
+                final = self._deliver(cursor, plan, stored_offset, transactions, run)
+                if final is not None and final != stored_offset:
+                    transactions.commit(final)
+                elif transactions.open:
+                    transactions.commit(None)
+            except BaseException:
+                if transactions.open:
+                    producer.abort_transaction()
+                raise
             cursor.close()
         finally:
             connection.close()
@@ -606,7 +605,6 @@ class JdbcSource:
         plan: TablePlan,
         offset: SourceOffset | None,
         transactions: _Transactions,
-        partitions: int,
         run: TableRun,
     ) -> SourceOffset | None:
         """Stream what may be delivered now and produce it; returns the offset after the last row."""
@@ -618,28 +616,42 @@ class JdbcSource:
             rows, gate = self._incrementing_read(cursor, plan, offset)
         else:
             rows, offset = self._timestamp_read(cursor, plan, offset, run)
-        last_timestamp = offset.timestamp if offset else None
+        start = offset
+        tracks_offset = config.mode != "bulk"
+
+        def offset_after(row: Sequence[Any] | None) -> SourceOffset | None:
+            """The offset once ``row`` (the last delivered) is in Kafka; built only when committing."""
+            if row is None or not tracks_offset:
+                return start
+            return replace(
+                start or SourceOffset(),
+                incrementing=int(row[plan.incrementing]) if plan.incrementing is not None else None,
+                timestamp=plan.row_timestamp(row) if plan.timestamps else None,
+            )
+
+        last_row: Sequence[Any] | None = None
+        encode, topic, send = plan.encoder.encode, plan.topic, transactions.send
+        size = 0
         try:
             for row in rows:
                 if gate is not None and not gate(row):
                     break
-                row_timestamp = plan.row_timestamp(row) if plan.timestamps else None
-                if transactions.due() and (config.mode != "timestamp" or row_timestamp != last_timestamp):
-                    transactions.commit(offset)
-                key, value = plan.encoder.encode(row)
-                partition = partition_for_key(key, partitions) if key is not None else None
-                transactions.send(plan.topic, key, value, partition)
+                # A timestamp-mode offset is a time: never cut between rows of the same time.
+                if transactions.due() and (
+                    config.mode != "timestamp"
+                    or last_row is None
+                    or plan.row_timestamp(row) != plan.row_timestamp(last_row)
+                ):
+                    transactions.commit(offset_after(last_row))
+                key, value = encode(row)
+                send(topic, key, value)
+                size += len(value) + (len(key) if key else 0)
+                last_row = row
                 run.rows += 1
-                run.bytes += len(value) + (len(key) if key else 0)
-                if config.mode != "bulk":
-                    offset = replace(
-                        offset or SourceOffset(),
-                        incrementing=int(row[plan.incrementing]) if plan.incrementing is not None else None,
-                        timestamp=row_timestamp,
-                    )
-                    last_timestamp = row_timestamp
         finally:
             rows.close()
+        run.bytes += size
+        offset = offset_after(last_row)
         if gate is not None:
             offset = gate.finish(offset, run)
         return offset
