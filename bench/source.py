@@ -62,7 +62,8 @@ SELECT ELT(1 + MOD(seq, 8), '김민지', '이서준', '박지우', '최하은', 
        ELT(1 + MOD(seq, 3), 'dog', 'cat', 'other'),
        ELT(1 + MOD(seq, 4), '서울 마포구 망원동 한강공원 산책로', '서울 성동구 성수동 서울숲',
                             '부산 해운대구 우동 해변', '경기 성남시 분당구 정자동 탄천'),
-       CONCAT('아침 산책 ', MOD(seq, 60), '분, 공원에서 친구 만남 🐾 간식 조금, 물 충분히 ', REPEAT('x', MOD(seq, 40))),
+       CONCAT('아침 산책 ', MOD(seq, 60), '분, 공원에서 친구 만남 🐾 간식 조금, 물 충분히 ',
+              REPEAT('x', 25 + MOD(seq, 40))),
        (MOD(seq, 3000)) / 100,
        TIMESTAMPADD(SECOND, seq, '2026-01-01 00:00:00')
 FROM seq_1_to_{rows}

@@ -12,6 +12,7 @@ import pytest
 from mungmo_pipelines.core.connect_json import jackson_json
 from mungmo_pipelines.core.kafka_io import read_to_end, topic_partitions
 from mungmo_pipelines.core.mariadb_types import java_double_text, java_float_text, source_types_markdown
+from mungmo_pipelines.core.source import source_options_markdown
 from tests.conftest import Sandbox
 from tests.source_helpers import run_source, source_config
 
@@ -133,9 +134,10 @@ def test_db_timezone_moves_datetime_but_not_timestamp_or_time(sandbox: Sandbox) 
         assert first[name] == expected, name
 
 
-def test_readme_type_table_is_the_code_table() -> None:
+def test_readme_type_and_option_tables_are_the_code_tables() -> None:
     readme = (ROOT / "README.md").read_text(encoding="utf-8")
     assert source_types_markdown() in readme
+    assert source_options_markdown() in readme
 
 
 @pytest.mark.parametrize(

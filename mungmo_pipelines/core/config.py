@@ -248,7 +248,7 @@ SOURCE_OPTIONS = _COMMON_OPTIONS | _options(
     Option("table.types", _choice("table"), "table", "only base tables"),
     Option("query", _select, "", "custom SELECT instead of tables"),
     Option("topic.prefix", _string, REQUIRED, "topic = prefix + table (or the prefix alone with query)"),
-    Option("batch.max.rows", _int(1), 100, "rows per batch"),
+    Option("batch.max.rows", _int(1), 100, "rows per fetch (and per transaction with transaction.boundary=poll)"),
     Option("poll.interval.ms", _int(1), 5000, "how often the sensor looks for new rows"),
     Option("timestamp.delay.interval.ms", _int(0), 0, "rows younger than this wait"),
     Option("timestamp.initial", _optional_int, None, "first timestamp offset (ms since epoch, -1 = now)"),

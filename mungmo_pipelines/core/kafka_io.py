@@ -7,6 +7,7 @@ from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+from confluent_kafka import Producer
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.admin import NewTopic
 from kafka.consumer.fetcher import ConsumerRecord
@@ -120,8 +121,6 @@ class TransactionalProducer:
     """
 
     def __init__(self, settings: KafkaSettings, transactional_id: str, buffer_kbytes: int = 65536) -> None:
-        from confluent_kafka import Producer
-
         unknown = sorted(set(settings.extra) - set(_LIBRDKAFKA_NAMES))
         if unknown:
             raise ValueError(f"Kafka client options {unknown} have no librdkafka equivalent here")

@@ -29,7 +29,7 @@ import pymysql.cursors
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy import Connection, Engine, text
 
-from mungmo_pipelines.core.config import SourceConnectorConfig
+from mungmo_pipelines.core.config import REQUIRED, SOURCE_OPTIONS, SourceConnectorConfig
 from mungmo_pipelines.core.connect_json import RowEncoder, dumps
 from mungmo_pipelines.core.kafka_io import (
     KafkaSettings,
@@ -860,3 +860,22 @@ def _newest_timestamp(
             millis = (_instant(value, as_zone) - EPOCH) // dt.timedelta(milliseconds=1)
             newest = millis if newest is None else max(newest, millis)
     return newest
+
+
+def source_options_markdown() -> str:
+    """``SOURCE_OPTIONS`` as the README's table (name, default, what it does here)."""
+    lines = ["| option | default | here |", "| --- | --- | --- |"]
+    for option in SOURCE_OPTIONS.values():
+        default = option.default
+        if default is REQUIRED:
+            shown = "required"
+        elif default in ("", (), None):
+            shown = "—"
+        elif isinstance(default, bool):
+            shown = str(default).lower()
+        elif isinstance(default, tuple):
+            shown = ",".join(default)
+        else:
+            shown = str(default)
+        lines.append(f"| `{option.name}` | {shown} | {option.doc} |")
+    return "\n".join(lines)
