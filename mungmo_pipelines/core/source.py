@@ -103,13 +103,14 @@ def observe_transactions(cursor: Any, connector: str) -> OpenTransactions:
     """Read ``INNODB_TRX`` so that it is known to reflect a moment after this call began.
 
     InnoDB serves ``INNODB_TRX`` from a cache refreshed at most every 0.1 s; the snapshot
-    transaction opened here must appear in it, which proves the cache is newer than ``now``.
+    transaction opened here, after ``now`` was read, must appear in it, which proves the cache
+    is newer than ``now``.
     """
     try:
         for _ in range(_FRESH_TRX_ATTEMPTS):
-            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             cursor.execute("SELECT CONNECTION_ID(), UTC_TIMESTAMP(6)")
             own_thread, now = cursor.fetchone()
+            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
             cursor.execute(
                 "SELECT trx_mysql_thread_id, trx_started, trx_is_read_only, trx_autocommit_non_locking, "
                 "trx_rows_modified, trx_query IS NOT NULL FROM information_schema.INNODB_TRX"
