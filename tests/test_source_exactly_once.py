@@ -9,9 +9,10 @@ import sys
 from pathlib import Path
 
 import pytest
+from sqlalchemy import create_engine
 
 from mungmo_pipelines.core.config import ConnectorConfigError, parse_connector
-from mungmo_pipelines.core.source import SourceError
+from mungmo_pipelines.core.source import JdbcSource, SourceError
 from tests.conftest import Sandbox
 from tests.source_helpers import payloads, run_source, run_until, source_config, stored_offsets
 
@@ -216,3 +217,23 @@ def test_tables_that_cannot_be_read_are_named(sandbox: Sandbox, ddl: str, option
     with pytest.raises(SourceError, match=expected) as raised:
         run_source(sandbox, config, database)
     assert config.name in str(raised.value)
+
+
+def test_a_user_without_process_privilege_is_told_which_grant_is_missing(sandbox: Sandbox) -> None:
+    database = sandbox.database("src")
+    sandbox.execute(database, "CREATE TABLE pets (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL)")
+    sandbox.topic("pets")
+    user = f"mungmo_test_{sandbox.suffix}"
+    with sandbox.admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'no-process'")
+        conn.exec_driver_sql(f"GRANT ALL PRIVILEGES ON `{database}`.* TO '{user}'@'127.0.0.1'")
+    try:
+        body = sandbox.source_body(database, mode="incrementing", **{"table.whitelist": "pets"})
+        body["config"].update({"connection.user": user, "connection.password": "no-process"})
+        config = parse_connector(body)
+        url = sandbox.engine(database).url.set(username=user, password="no-process")
+        with pytest.raises(SourceError, match=r"needs the PROCESS privilege .*GRANT PROCESS"):
+            JdbcSource(config, create_engine(url), sandbox.kafka).run()
+    finally:
+        with sandbox.admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'127.0.0.1'")
