@@ -96,9 +96,7 @@ def _assert_same_document(actual: Any, expected: Any, path: str) -> None:
 def test_every_type_matches_the_hand_written_jsonconverter_form(sandbox: Sandbox) -> None:
     database = _load_all_types(sandbox)
     topic = sandbox.topic("all_types")
-    run_source(
-        sandbox, source_config(sandbox, database, mode="incrementing", **{"table.whitelist": "all_types"}), database
-    )
+    run_source(sandbox, source_config(sandbox, database, mode="bulk", **{"table.whitelist": "all_types"}), database)
     records = _raw_records(sandbox, topic)
     assert len(records) == 3
     for (key, value), expected_payload in zip(records, EXPECTED["payloads"], strict=True):
