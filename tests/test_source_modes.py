@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import pytest
 
+from mungmo_pipelines.core.source import SourceOffsetStore, probe_changes
 from tests.conftest import Sandbox
 from tests.source_helpers import end_offset, payloads, run_source, run_until, source_config, stored_offsets, writer
 
@@ -190,3 +191,27 @@ def test_nothing_new_produces_nothing(sandbox: Sandbox) -> None:
     again = walks.run()
     assert (again.rows, again.tables[0].transactions) == (0, 0)
     assert end_offset(sandbox, walks.topic) == before
+
+
+@pytest.mark.parametrize("mode", list(MODES))
+def test_change_probe_sees_new_rows_until_they_are_delivered(sandbox: Sandbox, mode: str) -> None:
+    walks = Walks(sandbox, mode)
+    store = SourceOffsetStore(sandbox.kafka, walks.config.offsets_topic)
+    store.ensure_topic()
+
+    def offsets() -> dict:
+        return store.load(walks.config.name)
+
+    engine = sandbox.engine(walks.database)
+    assert [p.behind for p in probe_changes(walks.config, engine, offsets())] == [False]
+    walks.insert("a", age_seconds=5)
+    (probe,) = probe_changes(walks.config, engine, offsets())
+    assert probe.behind and probe.newest is not None
+    walks.run_until(["a"])
+    assert [p.behind for p in probe_changes(walks.config, engine, offsets())] == [False]
+
+
+def test_change_probe_always_runs_bulk(sandbox: Sandbox) -> None:
+    walks = Walks(sandbox, "incrementing")
+    walks.config = source_config(sandbox, walks.database, mode="bulk", **{"table.whitelist": "walks"})
+    assert [p.behind for p in probe_changes(walks.config, sandbox.engine(walks.database), {})] == [True]
