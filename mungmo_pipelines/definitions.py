@@ -1,20 +1,22 @@
-"""The Dagster definitions: connector bodies in ``connectors/`` become assets and jobs."""
+"""The Dagster definitions: connector bodies in ``connectors/`` become assets, jobs and sensors."""
 
 from __future__ import annotations
 
 import logging
 
-from dagster import AssetSelection, Definitions, define_asset_job
+from dagster import AssetsDefinition, AssetSelection, Definitions, define_asset_job, in_process_executor
 
-from mungmo_pipelines.assets.keys import job_name
+from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.assets.replication import (
     sink_connector_asset,
+    sink_topics,
     source_connector_asset,
     source_table_specs,
     source_topics,
 )
-from mungmo_pipelines.core.config import Connectors, load_connectors
+from mungmo_pipelines.core.config import Connectors, SinkConnectorConfig, SourceConnectorConfig, load_connectors
 from mungmo_pipelines.resources import default_resources
+from mungmo_pipelines.sensors.sink import sink_lag_sensor
 from mungmo_pipelines.sensors.source import source_change_sensor
 
 REPLICATE_ALL_JOB = "replicate_all"
@@ -22,29 +24,66 @@ REPLICATE_ALL_JOB = "replicate_all"
 log = logging.getLogger(__name__)
 
 
+def downstream_sinks(
+    source: SourceConnectorConfig, sinks: tuple[SinkConnectorConfig, ...], known_topics: set[str]
+) -> list[SinkConnectorConfig]:
+    """The sinks that read a topic this source may produce."""
+    return [sink for sink in sinks if any(source.may_produce(t) for t in sink_topics(sink, known_topics))]
+
+
 def build_definitions(connectors: Connectors) -> Definitions:
     for warning in connectors.warnings:
         log.warning(warning)
     table_specs = {spec.key: spec for source in connectors.sources for spec in source_table_specs(source)}
     known_topics = {topic for source in connectors.sources for topic in source_topics(source)}
-    connector_assets = [source_connector_asset(source) for source in connectors.sources] + [
-        sink_connector_asset(sink, known_topics) for sink in connectors.sinks
-    ]
+    source_assets = {source.name: source_connector_asset(source) for source in connectors.sources}
+    sink_assets = {sink.name: sink_connector_asset(sink, known_topics) for sink in connectors.sinks}
+    connector_assets: dict[str, AssetsDefinition] = {**source_assets, **sink_assets}
+    # One step per job: the in-process executor saves the per-step subprocess (seconds of latency).
     jobs = [
-        define_asset_job(job_name(connector.name), selection=AssetSelection.assets(asset))
-        for connector, asset in zip(connectors.all(), connector_assets, strict=True)
+        define_asset_job(job_name(name), selection=AssetSelection.assets(asset), executor_def=in_process_executor)
+        for name, asset in connector_assets.items()
     ]
+    pipelines: dict[str, list[str]] = {}  # pipeline job -> the sinks it runs
+    for source in connectors.sources:
+        sinks = downstream_sinks(source, connectors.sinks, known_topics)
+        if not sinks:
+            continue
+        name = pipeline_job_name(source)
+        pipelines[name] = [sink.name for sink in sinks]
+        jobs.append(
+            define_asset_job(
+                name,
+                selection=AssetSelection.assets(source_assets[source.name], *(sink_assets[s.name] for s in sinks)),
+                executor_def=in_process_executor,
+                description=f"Source `{source.name}` then the sinks reading its topics "
+                f"({', '.join(s.name for s in sinks)}), in one in-process run for latency.",
+            )
+        )
     jobs.append(
         define_asset_job(
             REPLICATE_ALL_JOB,
-            selection=AssetSelection.assets(*connector_assets),
+            selection=AssetSelection.assets(*connector_assets.values()),
             description="Every connector, sources before the sinks that read their topics.",
         )
     )
-    # Each source's sensor requests its connector's job (the target job is the sensor's one parameter).
-    sensors = [source_change_sensor(source, job_name(source.name)) for source in connectors.sources]
+    sensors = [
+        sink_lag_sensor(
+            sink,
+            job_name(sink.name),
+            [REPLICATE_ALL_JOB, *(p for p, names in pipelines.items() if sink.name in names)],
+        )
+        for sink in connectors.sinks
+    ]
+    # A source's changes run its pipeline job (source, then the sinks reading its topics) when it
+    # has one, else its own job; every job that runs the source counts as "in progress".
+    for source in connectors.sources:
+        pipeline = pipeline_job_name(source)
+        own_jobs = [job_name(source.name), REPLICATE_ALL_JOB] + ([pipeline] if pipeline in pipelines else [])
+        target = pipeline if pipeline in pipelines else job_name(source.name)
+        sensors.append(source_change_sensor(source, target, own_jobs))
     return Definitions(
-        assets=[*table_specs.values(), *connector_assets],
+        assets=[*table_specs.values(), *connector_assets.values()],
         jobs=jobs,
         sensors=sensors,
         resources=default_resources(),

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
@@ -67,3 +70,12 @@ def test_replicate_all_job_runs_sources_before_sinks(sandbox: Sandbox, tmp_path:
         (event,) = again.get_asset_materialization_events()
         assert event.materialization.metadata["rows_read"].value == 0
     assert len(sandbox.rows(target_db, f"SELECT * FROM `{topic}`")) == 7
+
+
+def test_dagster_cli_loads_the_project() -> None:
+    """What `dagster definitions validate` and `dg check defs` see, from the project root."""
+    bin_dir = Path(sys.executable).parent
+    env = {**os.environ, "PYTHONPATH": str(ROOT), "PATH": f"{bin_dir}{os.pathsep}{os.environ['PATH']}"}
+    for command in (["dagster", "definitions", "validate", "-m", "mungmo_pipelines"], ["dg", "check", "defs"]):
+        done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=120)
+        assert done.returncode == 0, f"{' '.join(command)} failed:\n{done.stdout}\n{done.stderr}"

@@ -107,7 +107,7 @@ def test_seed_pair_replicates_every_column(pair: Pair) -> None:
     assert produced.tables[0].offset_after == {"incrementing": 60}
     written = pair.run_sink()
     assert written.stats(pair.topic).inserted == 60
-    assert written.lag_after == 0
+    assert written.lag_after() == 0
     assert pair.target_rows() == pair.source_rows()
     assert pair.target_rows()[0][1:4] == ("김민지", "초코", "아침 산책 30분 🐾")
 
@@ -140,5 +140,5 @@ def test_rerun_with_nothing_new_changes_nothing(pair: Pair) -> None:
     assert consumer.end_offsets([partition])[partition] == end_before
     consumer.close()
     sink_again = pair.run_sink()
-    assert (sink_again.records, sink_again.lag_before, sink_again.stats(pair.topic).inserted) == (0, 0, 0)
+    assert (sink_again.records, sink_again.lag_before(), sink_again.stats(pair.topic).inserted) == (0, 0, 0)
     assert pair.target_rows() == pair.source_rows()

@@ -6,6 +6,8 @@ import re
 
 from dagster import AssetKey
 
+from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
+
 
 def table_key(database: str, table: str) -> AssetKey:
     return AssetKey([database, table])
@@ -18,3 +20,12 @@ def topic_key(topic: str) -> AssetKey:
 def job_name(connector_name: str) -> str:
     """The connector's name with every character outside ``[A-Za-z0-9_]`` replaced by ``_``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", connector_name)
+
+
+def pipeline_job_name(source: SourceConnectorConfig) -> str:
+    """The job that runs a source connector and then every sink reading its topics, in one run."""
+    return f"{job_name(source.name)}_pipeline"
+
+
+def lag_sensor_name(sink: SinkConnectorConfig) -> str:
+    return f"{job_name(sink.name)}_lag_sensor"

@@ -3,10 +3,12 @@
 import functools
 import logging
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
     AssetKey,
+    AssetObservation,
     AssetsDefinition,
     AssetSpec,
     MaterializeResult,
@@ -18,7 +20,7 @@ from sqlalchemy import create_engine
 from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
 from mungmo_pipelines.core import stack_env
 from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
-from mungmo_pipelines.core.sink import JdbcSink
+from mungmo_pipelines.core.sink import JdbcSink, SinkRun
 from mungmo_pipelines.core.source import JdbcSource, TableRun, list_tables, resolve_tables
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
@@ -176,22 +178,41 @@ def sink_connector_asset(config: SinkConnectorConfig, known_topics: set[str]) ->
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
         run = JdbcSink(config, mariadb.engine(config.connection), kafka.settings()).run()
-        context.log.info(f"{config.name}: {run.records} records, lag {run.lag_before} -> {run.lag_after}")
+        context.log.info(
+            f"{config.name}: {run.records} records in {run.batches} batches, "
+            f"lag {run.lag_before()} -> {run.lag_after()}, {run.seconds:.2f}s"
+        )
+        for topic in run.missing_topics:
+            context.log.warning(f"{config.name}: topic {topic!r} does not exist yet; nothing read from it")
         for topic in topics:
-            table = config.table_for(topic)
-            stats = run.stats(table)
+            if topic in run.missing_topics:
+                continue
+            context.log_event(AssetObservation(asset_key=topic_key(topic), metadata=topic_metadata(config, run, topic)))
+            stats = run.stats(config.table_for(topic))
             yield MaterializeResult(
-                asset_key=table_key(database, table),
+                asset_key=table_key(database, config.table_for(topic)),
                 metadata={
                     "rows_inserted": stats.inserted,
                     "rows_updated": stats.updated,
                     "rows_deleted": stats.deleted,
                     "records_dead_lettered": stats.dead_lettered,
-                    "lag_before": run.lag_before,
-                    "lag_after": run.lag_after,
-                    "end_offsets": MetadataValue.json(run.end_offsets.get(topic, {})),
+                    "lag_before": run.lag_before(topic),
+                    "lag_after": run.lag_after(topic),
+                    "end_offsets": MetadataValue.json(run.end_offsets(topic)),
                     "duration_s": round(run.seconds, 3),
                 },
             )
 
     return write
+
+
+def topic_metadata(config: SinkConnectorConfig, run: SinkRun, topic: str) -> dict[str, Any]:
+    """What the topic looks like from one sink connector: partitions, end offsets, that sink's lag."""
+    return {
+        "partitions": len(run.end_offsets(topic)),
+        "end_offsets": MetadataValue.json(run.end_offsets(topic)),
+        "consumer_group": config.consumer_group,
+        "group_positions": MetadataValue.json(run.positions(topic)),
+        "lag_before": run.lag_before(topic),
+        "lag_after": run.lag_after(topic),
+    }

@@ -292,7 +292,20 @@ SINK_OPTIONS = _COMMON_OPTIONS | _options(
     ),
     Option("errors.deadletterqueue.topic.name", _string, "", "dead-letter topic"),
     Option("errors.deadletterqueue.topic.replication.factor", _int(1), 1, "replication of the dead-letter topic"),
-    Option("errors.deadletterqueue.context.headers.enable", _bool, True, "always on: headers name the failed record"),
+    Option(
+        "errors.deadletterqueue.context.headers.enable",
+        _bool,
+        True,
+        "__connect.errors.* headers name the failed record and the error (on by default here)",
+    ),
+    Option("errors.log.enable", _bool, False, "log every record sent to the dead-letter topic"),
+    Option("errors.log.include.messages", _bool, False, "include the record's key and value in that log"),
+    Option(
+        "upsert.allow.other.unique.keys",
+        _bool,
+        False,
+        "this project's own: let upserts run on tables with unique keys besides the primary key",
+    ),
 )
 
 
@@ -364,6 +377,10 @@ class SinkConnectorConfig:
     errors_tolerance: str
     dlq_topic: str
     dlq_replication_factor: int
+    dlq_context_headers: bool
+    errors_log: bool
+    errors_log_messages: bool
+    upsert_allow_other_unique_keys: bool
     db_timezone: str
     origin: str = ""
 
@@ -494,11 +511,20 @@ def _sink(name: str, values: dict[str, Any], origin: str) -> SinkConnectorConfig
         )
     if values["pk.mode"] == "kafka" and values["pk.fields"] and len(values["pk.fields"]) != 3:
         raise fail("pk.fields", "with pk.mode=kafka expected three names (topic, partition, offset) or none")
+    for topic in values["topics"]:
+        table = values["table.name.format"].replace("${topic}", topic)
+        if not 0 < len(table) <= 64:
+            raise fail(
+                "table.name.format",
+                f"makes table name {table!r} for topic {topic!r}: expected 1 to 64 characters (MariaDB's limit)",
+            )
     if values["errors.tolerance"] == "all" and not values["errors.deadletterqueue.topic.name"]:
         raise fail(
             "errors.deadletterqueue.topic.name",
             "required when errors.tolerance=all: a bad record must go somewhere, never vanish",
         )
+    if values["errors.deadletterqueue.topic.name"] in values["topics"]:
+        raise fail("errors.deadletterqueue.topic.name", "expected a topic this connector does not read")
     return SinkConnectorConfig(
         name=name,
         connection=_connection(values, name, origin),
@@ -518,6 +544,10 @@ def _sink(name: str, values: dict[str, Any], origin: str) -> SinkConnectorConfig
         errors_tolerance=values["errors.tolerance"],
         dlq_topic=values["errors.deadletterqueue.topic.name"],
         dlq_replication_factor=values["errors.deadletterqueue.topic.replication.factor"],
+        dlq_context_headers=values["errors.deadletterqueue.context.headers.enable"],
+        errors_log=values["errors.log.enable"],
+        errors_log_messages=values["errors.log.include.messages"],
+        upsert_allow_other_unique_keys=values["upsert.allow.other.unique.keys"],
         db_timezone=values["db.timezone"],
         origin=origin,
     )

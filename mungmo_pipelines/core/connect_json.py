@@ -11,6 +11,7 @@ import json
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass
+from decimal import Decimal
 from typing import Any
 
 import orjson
@@ -93,17 +94,34 @@ class Envelope:
     payload: Any
 
 
+def loads(data: bytes) -> Any:
+    """Parse JSON with orjson (3x the standard library here, see bench/sink.py).
+
+    Integers beyond 64 bits, which orjson refuses, are parsed again by the standard library,
+    whose message also names what is wrong when the bytes are not JSON at all.
+    """
+    try:
+        return orjson.loads(data)
+    except orjson.JSONDecodeError:
+        return json.loads(data, parse_float=Decimal)
+
+
+def exact_numbers(data: bytes) -> Any:
+    """Parse again keeping every JSON fraction exact, for Decimals written as numbers."""
+    return json.loads(data, parse_float=Decimal)
+
+
 def decode_envelope(data: bytes | None, what: str = "value") -> Envelope | None:
     """Parse a JsonConverter message; ``None`` stays ``None`` (a tombstone or a null key)."""
     if data is None:
         return None
     try:
-        document = json.loads(data)
+        document = loads(data)
     except (UnicodeDecodeError, json.JSONDecodeError) as err:
         raise MalformedRecord(f"{what} is not valid JSON: {err}") from None
     if document is None:
         return None
-    if not isinstance(document, dict) or set(document) != {"schema", "payload"}:
+    if not isinstance(document, dict) or document.keys() != {"schema", "payload"}:
         raise MalformedRecord(
             f'{what} lacks the JsonConverter envelope: expected an object with exactly "schema" and "payload"'
         )
@@ -113,17 +131,12 @@ def decode_envelope(data: bytes | None, what: str = "value") -> Envelope | None:
     return Envelope(schema, document["payload"])
 
 
-def struct_fields(envelope: Envelope, what: str = "value") -> list[dict[str, Any]]:
-    """The field schemas of a struct envelope, checked against its payload."""
-    schema = envelope.schema
+def struct_fields(schema: dict[str, Any] | None, what: str = "value") -> list[dict[str, Any]]:
+    """The field schemas of a struct schema, each checked to have a name."""
     if schema is None or schema.get("type") != "struct" or not isinstance(schema.get("fields"), list):
         raise MalformedRecord(f'{what} schema must be a struct with "fields" (got {schema and schema.get("type")!r})')
-    if not isinstance(envelope.payload, dict):
-        raise MalformedRecord(f"{what} payload must be an object for a struct schema")
     fields = schema["fields"]
     for field in fields:
         if not isinstance(field, dict) or not isinstance(field.get("field"), str):
             raise MalformedRecord(f'{what} schema has a field without a "field" name')
-        if envelope.payload.get(field["field"]) is None and not field.get("optional", False):
-            raise MalformedRecord(f"{what} field {field['field']!r} is null but its schema is not optional")
     return fields

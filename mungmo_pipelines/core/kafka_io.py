@@ -69,14 +69,15 @@ def read_to_end(
     partitions: list[TopicPartition],
     start: Mapping[TopicPartition, int] | None = None,
     stall_timeout_s: float = 60.0,
+    end: Mapping[TopicPartition, int] | None = None,
 ) -> Iterator[ConsumerRecord]:
-    """Yield every record from ``start`` (or the beginning) up to the end offsets seen now.
+    """Yield every record from ``start`` (or the beginning) up to ``end`` (default: the end offsets seen now).
 
     The consumer must be unsubscribed; with ``read_committed`` the end is the last stable offset,
     so records of transactions still open are left for the next reader.
     """
     consumer.assign(partitions)
-    end = consumer.end_offsets(partitions)
+    end = end if end is not None else consumer.end_offsets(partitions)
     for tp in partitions:
         if start and tp in start:
             consumer.seek(tp, start[tp])

@@ -12,6 +12,7 @@ becomes a MariaDB column when the sink creates or evolves a table. The README sh
 from __future__ import annotations
 
 import base64
+import binascii
 import datetime as dt
 import struct
 from collections.abc import Callable
@@ -39,6 +40,22 @@ BINARY_CHARSET = 63
 
 class UnsupportedColumnType(ValueError):
     """A column whose type has no Connect mapping."""
+
+
+@dataclass(frozen=True)
+class Column:
+    """A column as ``information_schema.COLUMNS`` describes it (the sink's target tables)."""
+
+    name: str
+    data_type: str
+    column_type: str
+    nullable: bool
+    numeric_precision: int | None = None
+    numeric_scale: int | None = None
+
+    @property
+    def unsigned(self) -> bool:
+        return "unsigned" in self.column_type.lower()
 
 
 @dataclass(frozen=True)
@@ -78,6 +95,59 @@ class SourceColumn:
         """Connector/J's ``getPrecision``: the length minus the sign and the point."""
         return self.length - (0 if self.unsigned else 1) - (1 if self.decimals > 0 else 0)
 
+    @classmethod
+    def from_information_schema(cls, column: Column) -> SourceColumn:
+        """The column definition the server would send for a table column ``information_schema`` describes."""
+        data_type = column.data_type.lower()
+        type_code, text = _INFORMATION_SCHEMA_TYPES.get(data_type, (FIELD_TYPE.STRING, True))
+        flags = (0 if column.nullable else FLAG.NOT_NULL) | (FLAG.UNSIGNED if column.unsigned else 0)
+        decimals = column.numeric_scale or 0
+        if type_code == FIELD_TYPE.NEWDECIMAL:
+            length = (column.numeric_precision or 10) + (1 if decimals else 0) + (0 if column.unsigned else 1)
+        elif type_code == FIELD_TYPE.BIT:
+            length = column.numeric_precision or 1
+        else:
+            width = column.column_type.partition("(")[2].partition(")")[0]
+            length = int(width) if width.isdigit() else 0
+        return cls(column.name, type_code, length, decimals, flags, _UTF8MB4 if text else BINARY_CHARSET)
+
+
+_UTF8MB4 = 45
+# information_schema DATA_TYPE -> (protocol type, whether it is text), as the server sends such columns.
+_INFORMATION_SCHEMA_TYPES = {
+    "tinyint": (FIELD_TYPE.TINY, False),
+    "smallint": (FIELD_TYPE.SHORT, False),
+    "mediumint": (FIELD_TYPE.INT24, False),
+    "int": (FIELD_TYPE.LONG, False),
+    "bigint": (FIELD_TYPE.LONGLONG, False),
+    "decimal": (FIELD_TYPE.NEWDECIMAL, False),
+    "float": (FIELD_TYPE.FLOAT, False),
+    "double": (FIELD_TYPE.DOUBLE, False),
+    "bit": (FIELD_TYPE.BIT, False),
+    "date": (FIELD_TYPE.DATE, False),
+    "time": (FIELD_TYPE.TIME, False),
+    "datetime": (FIELD_TYPE.DATETIME, False),
+    "timestamp": (FIELD_TYPE.TIMESTAMP, False),
+    "year": (FIELD_TYPE.YEAR, False),
+    "char": (FIELD_TYPE.STRING, True),
+    "varchar": (FIELD_TYPE.VAR_STRING, True),
+    "tinytext": (FIELD_TYPE.BLOB, True),
+    "text": (FIELD_TYPE.BLOB, True),
+    "mediumtext": (FIELD_TYPE.BLOB, True),
+    "longtext": (FIELD_TYPE.BLOB, True),
+    "json": (FIELD_TYPE.BLOB, True),
+    "binary": (FIELD_TYPE.STRING, False),
+    "varbinary": (FIELD_TYPE.VAR_STRING, False),
+    "tinyblob": (FIELD_TYPE.BLOB, False),
+    "blob": (FIELD_TYPE.BLOB, False),
+    "mediumblob": (FIELD_TYPE.BLOB, False),
+    "longblob": (FIELD_TYPE.BLOB, False),
+    **dict.fromkeys(
+        ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+         "geometrycollection"),
+        (FIELD_TYPE.GEOMETRY, False),
+    ),
+}  # fmt: skip
 
 Encoder = Callable[[Any], Any]
 
@@ -495,84 +565,253 @@ def source_types_markdown() -> str:
 
 
 # --- the sink table ------------------------------------------------------------------------
+#
+# Values arrive as JsonConverter payload values (JSON numbers, strings, booleans). Each row of
+# SINK_TYPES checks a value against its Connect type the way JsonConverter would (an int32
+# field must hold a JSON integer in range, never 3.7 or "3") and turns it into what PyMySQL
+# binds, so a wrong value is rejected by name instead of coerced by MariaDB.
+
+Converter = Callable[[Any], Any]
+
+
+class ConnectValueError(ValueError):
+    """A payload value that its field's Connect type cannot hold."""
+
+
+def _integer(connect_type: str, bits: int) -> Callable[[dict[str, Any], dt.tzinfo], Converter]:
+    low, high = -(2 ** (bits - 1)), 2 ** (bits - 1) - 1
+
+    def build(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+        def convert(value: Any) -> int:
+            if type(value) is not int or not low <= value <= high:
+                raise ConnectValueError(
+                    f"expected an {connect_type} (a JSON integer from {low} to {high}), got {value!r}"
+                )
+            return value
+
+        return convert
+
+    return build
+
+
+def _floating(connect_type: str) -> Callable[[dict[str, Any], dt.tzinfo], Converter]:
+    def build(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+        def convert(value: Any) -> float:
+            if type(value) not in (int, float):
+                raise ConnectValueError(f"expected a {connect_type} (a JSON number), got {value!r}")
+            return float(value)
+
+        return convert
+
+    return build
+
+
+def _boolean(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    def convert(value: Any) -> int:
+        if type(value) is not bool:
+            raise ConnectValueError(f"expected a boolean (true or false), got {value!r}")
+        return 1 if value else 0
+
+    return convert
+
+
+def _string(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    def convert(value: Any) -> str:
+        if type(value) is not str:
+            raise ConnectValueError(f"expected a string, got {value!r}")
+        return value
+
+    return convert
+
+
+def _base64_bytes(value: Any) -> bytes:
+    if type(value) is not str:
+        raise ConnectValueError(f"expected bytes (a base64 JSON string), got {value!r}")
+    try:
+        return binascii.a2b_base64(value, strict_mode=True)
+    except (binascii.Error, ValueError):
+        raise ConnectValueError(f"expected bytes (a base64 JSON string), got {value!r}") from None
+
+
+def _bytes(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    return _base64_bytes
+
+
+def decimal_scale(schema: dict[str, Any]) -> int:
+    """The ``scale`` parameter of a Connect Decimal schema (a string, as Connect writes it)."""
+    try:
+        return int((schema.get("parameters") or {})["scale"])
+    except (KeyError, TypeError, ValueError):
+        raise ConnectValueError('a Decimal schema needs an integer "scale" parameter') from None
+
+
+def decimal_from_connect(value: Any, scale: int) -> Decimal:
+    """Decimal from base64 unscaled bytes (``decimal.format=BASE64``) or a JSON number (``NUMERIC``)."""
+    if type(value) is str:
+        unscaled = int.from_bytes(_base64_bytes(value), "big", signed=True)
+        return Decimal(unscaled).scaleb(-scale)
+    if type(value) in (int, float, Decimal):
+        return Decimal(str(value)) if type(value) is float else Decimal(value)
+    raise ConnectValueError(f"expected a Decimal (base64 unscaled bytes or a JSON number), got {value!r}")
+
+
+def _decimal_value(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    scale = decimal_scale(schema)
+    return lambda value: decimal_from_connect(value, scale)
+
+
+def _epoch_integer(value: Any, what: str, low: int, high: int) -> int:
+    if type(value) is not int or not low <= value <= high:
+        raise ConnectValueError(f"expected a {what} (a JSON integer from {low} to {high}), got {value!r}")
+    return value
+
+
+# The JSON integers a Date/Timestamp may carry: the range Python's date/datetime can represent.
+_MIN_DAY, _MAX_DAY = (dt.date.min - EPOCH_DAY).days, (dt.date.max - EPOCH_DAY).days
+_MIN_MS, _MAX_MS = _MIN_DAY * 86_400_000, _MAX_DAY * 86_400_000
+
+
+def _date(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    return lambda value: EPOCH_DAY + dt.timedelta(days=_epoch_integer(value, "Date in days", _MIN_DAY, _MAX_DAY))
+
+
+def _time(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    return lambda value: dt.timedelta(milliseconds=_epoch_integer(value, "Time in ms since midnight", 0, 86_399_999))
+
+
+_NAIVE_EPOCH = EPOCH.replace(tzinfo=None)
+
+
+def _timestamp_value(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    if zone.utcoffset(None) == dt.timedelta(0) and str(zone) in ("UTC", "Etc/UTC"):
+
+        def in_utc(value: Any) -> dt.datetime:
+            return _NAIVE_EPOCH + dt.timedelta(
+                milliseconds=_epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
+            )
+
+        return in_utc
+
+    def convert(value: Any) -> dt.datetime:
+        millis = _epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
+        return (EPOCH + dt.timedelta(milliseconds=millis)).astimezone(zone).replace(tzinfo=None)
+
+    return convert
+
+
+def _decimal_column(schema: dict[str, Any]) -> str:
+    scale = decimal_scale(schema)
+    if not 0 <= scale <= 38:
+        raise UnsupportedColumnType(f"field {schema.get('field')!r}: Decimal scale {scale} is outside MariaDB's 0-38")
+    precision = (schema.get("parameters") or {}).get("connect.decimal.precision")
+    digits = int(precision) if str(precision or "").isdigit() else 65
+    return f"DECIMAL({min(65, max(digits, scale, 1))},{scale})"
+
+
+def _fixed(column_type: str) -> Callable[[dict[str, Any]], str]:
+    return lambda schema: column_type
 
 
 @dataclass(frozen=True)
 class SinkType:
-    """One row of the sink mapping: a Connect schema and the MariaDB column made for it."""
+    """One row of the sink mapping: a Connect type, the MariaDB column created for it, the
+    Connect types a column of it stores without loss, and how payload values are checked."""
 
     connect: str
-    column: str
-    key_column: str
-    decode: Callable[[Any, dict[str, Any], dt.tzinfo], Any]
+    column: Callable[[dict[str, Any]], str]
+    key_column: Callable[[dict[str, Any]], str]
+    holds: frozenset[str]
+    converter: Callable[[dict[str, Any], dt.tzinfo], Converter]
 
 
-def _decode_same(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> Any:
-    return value
+_INTEGERS = ("int8", "int16", "int32", "int64")
 
 
-def _decode_bool(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> int:
-    return 1 if value else 0
-
-
-def _decode_bytes(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> bytes:
-    return base64.b64decode(value, validate=True)
-
-
-def decimal_from_connect(value: Any, scale: int) -> Decimal:
-    """Decimal from base64 unscaled bytes (``decimal.format=BASE64``) or a JSON number."""
-    if isinstance(value, str):
-        unscaled = int.from_bytes(base64.b64decode(value, validate=True), "big", signed=True)
-        return Decimal(unscaled).scaleb(-scale)
-    return Decimal(str(value))
-
-
-def _decode_decimal(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> Decimal:
-    return decimal_from_connect(value, int(schema.get("parameters", {}).get("scale", 0)))
-
-
-def _decode_date(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> dt.date:
-    return EPOCH_DAY + dt.timedelta(days=int(value))
-
-
-def _decode_time(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> dt.timedelta:
-    return dt.timedelta(milliseconds=int(value))
-
-
-def _decode_timestamp(value: Any, schema: dict[str, Any], zone: dt.tzinfo) -> dt.datetime:
-    return (EPOCH + dt.timedelta(milliseconds=int(value))).astimezone(zone).replace(tzinfo=None)
+def _sink_type(
+    connect: str,
+    column: str | Callable[[dict[str, Any]], str],
+    converter: Callable[[dict[str, Any], dt.tzinfo], Converter],
+    holds: tuple[str, ...] = (),
+    key_column: str | None = None,
+) -> SinkType:
+    as_ddl = column if callable(column) else _fixed(column)
+    key_ddl = _fixed(key_column) if key_column else as_ddl
+    return SinkType(connect, as_ddl, key_ddl, frozenset((connect, *holds)), converter)
 
 
 SINK_TYPES: dict[str, SinkType] = {
-    DECIMAL: SinkType(DECIMAL, "DECIMAL(65,{scale})", "DECIMAL(65,{scale})", _decode_decimal),
-    DATE: SinkType(DATE, "DATE", "DATE", _decode_date),
-    TIME: SinkType(TIME, "TIME(3)", "TIME(3)", _decode_time),
-    TIMESTAMP: SinkType(TIMESTAMP, "DATETIME(3)", "DATETIME(3)", _decode_timestamp),
-    "int8": SinkType("int8", "TINYINT", "TINYINT", _decode_same),
-    "int16": SinkType("int16", "SMALLINT", "SMALLINT", _decode_same),
-    "int32": SinkType("int32", "INT", "INT", _decode_same),
-    "int64": SinkType("int64", "BIGINT", "BIGINT", _decode_same),
-    "float32": SinkType("float32", "FLOAT", "FLOAT", _decode_same),
-    "float64": SinkType("float64", "DOUBLE", "DOUBLE", _decode_same),
-    "boolean": SinkType("boolean", "TINYINT(1)", "TINYINT(1)", _decode_bool),
-    "string": SinkType("string", "LONGTEXT", "VARCHAR(255)", _decode_same),
-    "bytes": SinkType("bytes", "LONGBLOB", "VARBINARY(255)", _decode_bytes),
+    t.connect: t
+    for t in (
+        _sink_type("boolean", "TINYINT(1)", _boolean),
+        _sink_type("int8", "TINYINT", _integer("int8", 8), ("boolean",)),
+        _sink_type("int16", "SMALLINT", _integer("int16", 16), ("boolean", "int8")),
+        _sink_type("int32", "INT", _integer("int32", 32), ("boolean", "int8", "int16")),
+        _sink_type("int64", "BIGINT", _integer("int64", 64), ("boolean", "int8", "int16", "int32")),
+        _sink_type("float", "FLOAT", _floating("float (float32)")),
+        _sink_type("double", "DOUBLE", _floating("double (float64)"), ("float", "int8", "int16", "int32")),
+        _sink_type("string", "LONGTEXT", _string, key_column="VARCHAR(255) COLLATE utf8mb4_nopad_bin"),
+        _sink_type("bytes", "LONGBLOB", _bytes, key_column="VARBINARY(255)"),
+        _sink_type(DECIMAL, _decimal_column, _decimal_value, ("boolean", *_INTEGERS)),
+        _sink_type(DATE, "DATE", _date),
+        _sink_type(TIME, "TIME(3)", _time),
+        _sink_type(TIMESTAMP, "DATETIME(3)", _timestamp_value),
+    )
 }
+
+
+# JsonConverter spells FLOAT32/FLOAT64 "float"/"double"; the Connect enum names are read as the same types.
+_TYPE_ALIASES = {"float32": "float", "float64": "double"}
+
+
+def connect_kind(schema: dict[str, Any]) -> str:
+    """The Connect type a field schema means: its logical name when it has a known one, else its type."""
+    name = schema.get("name")
+    if name in SINK_TYPES:
+        return name
+    kind = str(schema.get("type"))
+    return _TYPE_ALIASES.get(kind, kind)
+
+
+def describe_connect(schema: dict[str, Any]) -> str:
+    kind = connect_kind(schema)
+    return f"Decimal(scale={schema.get('parameters', {}).get('scale')})" if kind == DECIMAL else kind.rsplit(".", 1)[-1]
 
 
 def sink_type(schema: dict[str, Any]) -> SinkType:
     """The sink mapping row for a Connect field schema (logical name first, then type)."""
-    found = SINK_TYPES.get(schema.get("name") or "") or SINK_TYPES.get(schema.get("type") or "")
+    found = SINK_TYPES.get(connect_kind(schema))
     if found is None:
+        named = f" ({schema['name']})" if schema.get("name") else ""
         raise UnsupportedColumnType(
-            f"field {schema.get('field')!r} has Connect type {schema.get('type')!r}"
-            f"{' (' + schema['name'] + ')' if schema.get('name') else ''}, which has no MariaDB column type"
+            f"field {schema.get('field')!r} has Connect type {schema.get('type')!r}{named}, "
+            "which has no MariaDB column type (structs, arrays and maps cannot be written to a column)"
         )
     return found
 
 
+def value_converter(schema: dict[str, Any], zone: dt.tzinfo) -> Converter:
+    """Checks a payload value against the field's Connect type and returns what PyMySQL binds."""
+    return sink_type(schema).converter(schema, zone)
+
+
 def column_ddl(schema: dict[str, Any], is_key: bool) -> str:
-    """The MariaDB column type the sink creates for a Connect field."""
+    """The MariaDB column type the sink creates for a Connect field (keys get an indexable type)."""
     found = sink_type(schema)
-    template = found.key_column if is_key else found.column
-    return template.format(scale=schema.get("parameters", {}).get("scale", 0))
+    return (found.key_column if is_key else found.column)(schema)
+
+
+def column_holds(schema: dict[str, Any], column: Column) -> bool:
+    """Whether an existing column stores every value of a Connect field without loss.
+
+    The column is read back through ``SOURCE_TYPES`` (what Connect type it would be as a
+    source), then compared with the field: the same type, or one it widens (int32 into a
+    BIGINT column, Decimal scale 2 into DECIMAL(10,4)). Lengths and ranges within a type
+    (VARCHAR(20), TIMESTAMP's 2038) are checked per value by MariaDB's strict mode instead.
+    """
+    stored = field_codec(SourceColumn.from_information_schema(column)).schema
+    stored_kind, kind = connect_kind(stored), connect_kind(schema)
+    if kind not in sink_type(stored).holds:
+        return False
+    if stored_kind == DECIMAL and kind == DECIMAL:
+        return decimal_scale(schema) <= decimal_scale(stored)
+    return True

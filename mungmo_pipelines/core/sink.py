@@ -1,58 +1,172 @@
 """The JDBC sink: Kafka records into MariaDB tables, exactly once.
 
-Each batch of rows and the topic/partition offsets it covers are committed in one database
-transaction (table ``_connect_sink_offsets`` in the target database), and the next run resumes
-from there, so a crash at any point leaves neither a duplicate nor a gap. The offsets are also
-committed to the consumer group ``connect-<name>`` afterwards, so lag tools keep working.
+A run drains its topics up to the end offsets seen when it starts, in batches of
+``batch.size`` records. Each batch is one database transaction holding its rows (multi-row
+statements through PyMySQL's ``executemany``) and the topic/partition offsets it covers
+(``_connect_sink_offsets``), so after a crash at any point the next run resumes exactly after
+the last committed batch: no duplicate, no gap, whatever ``insert.mode`` and ``pk.mode`` are.
+The consumer group ``connect-<name>`` gets the same offsets afterwards so lag tools keep working.
+
+Inside a batch:
+
+* Table DDL (``auto.create``/``auto.evolve``) runs before the transaction opens; MariaDB
+  commits on DDL and must not commit rows without their offsets.
+* A write that fails on the data (too long, NOT NULL, duplicate key, out of range) is retried
+  row by row inside a savepoint to isolate the bad record; with ``errors.tolerance=all`` it goes
+  to the dead-letter topic and the good rows still land.
+* Dead letters are produced and acknowledged before the commit that moves past them: a crash
+  between the two can repeat a dead letter on the rerun, never lose one.
+* Transient database errors (deadlock, lock wait timeout, lost connection) roll the batch back
+  and retry it ``max.retries`` times, ``retry.backoff.ms`` apart, on a fresh connection.
+* The session uses a strict ``sql_mode`` so MariaDB rejects instead of truncating.
+
+One run at a time per connector: the run holds a MariaDB named lock, and every batch checks
+(``SELECT ... FOR UPDATE``) that the stored offsets are still the ones it started from.
 """
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
+import itertools
+import logging
+import operator
+import queue
 import re
+import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
+import pymysql
+import pymysql.cursors
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
-from sqlalchemy import Connection, Engine, text
-from sqlalchemy.exc import DBAPIError
+from pymysql.constants import CLIENT
+from sqlalchemy import Engine
 
+from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config import SinkConnectorConfig
-from mungmo_pipelines.core.connect_json import Envelope, MalformedRecord, decode_envelope, dumps, struct_fields
-from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
-from mungmo_pipelines.core.mariadb_types import column_ddl, sink_type
+from mungmo_pipelines.core.dead_letters import DeadLetterQueue, Failure, qualified_name
+from mungmo_pipelines.core.kafka_io import KafkaSettings, read_to_end
+from mungmo_pipelines.core.sink_offsets import (
+    OFFSETS_TABLE,
+    OffsetStore,
+    sink_consumer,
+    starting_positions,
+    topic_partitions_of,
+)
+from mungmo_pipelines.core.sink_records import (
+    TASK_PUT,
+    RecordDecoder,
+    RecordRejected,
+    RowChange,
+    Shape,
+    SinkError,
+    where,
+)
+from mungmo_pipelines.core.sink_schema import TableManager
 from mungmo_pipelines.core.source import quote
 
-OFFSETS_TABLE = "_connect_sink_offsets"
-KAFKA_PK_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
-KAFKA_PK_SCHEMAS = (
-    {"type": "string", "optional": False},
-    {"type": "int32", "optional": False},
-    {"type": "int64", "optional": False},
+__all__ = ["OFFSETS_TABLE", "JdbcSink", "SinkError", "SinkRun", "TableStats"]
+
+log = logging.getLogger(__name__)
+
+# STRICT_ALL_TABLES: reject, never truncate or clamp. NO_AUTO_VALUE_ON_ZERO: a 0 in an
+# AUTO_INCREMENT column is written as 0, as the record says, not replaced by a new id.
+SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO"
+LOCK_WAIT_S = 600
+FETCH_BYTES = 8 * 1024 * 1024
+
+# MariaDB error codes, by what retrying can do about them.
+TRANSIENT_ERRORS = frozenset(
+    {
+        1040,  # too many connections
+        1053,  # server shutdown in progress
+        1205,  # lock wait timeout
+        1213,  # deadlock
+        1927,  # connection was killed
+        2003,  # can't connect
+        2006,  # server has gone away
+        2013,  # lost connection during query
+        4031,  # disconnected for inactivity
+    }
+)
+DATA_ERRORS = frozenset(
+    {
+        1048,  # column cannot be null
+        1062,  # duplicate entry
+        1264,  # out of range
+        1265,  # data truncated
+        1292,  # incorrect value (dates, numbers)
+        1364,  # field has no default
+        1366,  # incorrect string value (e.g. 4-byte UTF-8 into utf8mb3)
+        1367,  # illegal value
+        1406,  # data too long
+        1416,  # cannot get geometry object
+        1451,  # a foreign key still references the row
+        1452,  # no row for the foreign key
+        1690,  # value out of range in an expression
+        4025,  # CHECK constraint failed
+    }
 )
 
+_DUPLICATES = re.compile(rb"Duplicates: (\d+)")
+_MATCHED = re.compile(rb"Rows matched: (\d+)")
 
-class SinkError(RuntimeError):
-    """A record that cannot be written; names the topic, partition and offset."""
+T = TypeVar("T")
 
 
-@dataclass(frozen=True)
-class RowChange:
-    """One record turned into a row write (or a delete) for a table."""
+def error_code(err: BaseException) -> int | None:
+    code = err.args[0] if isinstance(err, pymysql.err.MySQLError) and err.args else None
+    return code if isinstance(code, int) else None
 
-    table: str
-    fields: tuple[dict[str, Any], ...]
-    key_fields: tuple[str, ...]
-    values: dict[str, Any] | None
-    key_values: dict[str, Any]
 
-    @property
-    def shape(self) -> tuple[Any, ...]:
-        return (self.table, self.values is None, tuple((f["field"], f["type"], f.get("name")) for f in self.fields))
+def is_transient(err: BaseException) -> bool:
+    return isinstance(err, pymysql.err.InterfaceError | ConnectionError) or error_code(err) in TRANSIENT_ERRORS
+
+
+def is_data_error(err: BaseException) -> bool:
+    return isinstance(err, pymysql.err.DataError | pymysql.err.IntegrityError) or error_code(err) in DATA_ERRORS
+
+
+def database_message(err: BaseException) -> str:
+    code = error_code(err)
+    return f"MariaDB error {code}: {err.args[1]}" if code is not None and len(err.args) > 1 else str(err)
+
+
+def param_quote(identifier: str) -> str:
+    """A quoted identifier for a statement with parameters, where PyMySQL reads ``%`` as a placeholder."""
+    return quote(identifier).replace("%", "%%")
+
+
+class CountingCursor(pymysql.cursors.Cursor):
+    """Adds up the rows every statement affected and MariaDB's info on them.
+
+    ``executemany`` sends one multi-row INSERT per ~1 MB, or one UPDATE/DELETE per row; the
+    info string of each ("Records: 3  Duplicates: 1", "Rows matched: 1  Changed: 0") says
+    how many existing rows an upsert changed and how many rows an update matched.
+    """
+
+    affected = changed = matched = 0
+
+    def reset_counts(self) -> None:
+        self.affected = self.changed = self.matched = 0
+
+    def execute(self, query: str, args: Any = None) -> int:
+        rows = super().execute(query, args)
+        info = (self._result.message if self._result is not None else None) or b""
+        self.affected += rows
+        duplicates = _DUPLICATES.search(info)
+        # Without info (a one-row upsert), 2 affected rows mean one existing row was changed.
+        self.changed += int(duplicates[1]) if duplicates else rows // 2
+        matched = _MATCHED.search(info)
+        self.matched += int(matched[1]) if matched else 0
+        return rows
 
 
 @dataclass
@@ -65,35 +179,223 @@ class TableStats:
     deleted: int = 0
     dead_lettered: int = 0
 
+    def add(self, other: TableStats) -> None:
+        self.inserted += other.inserted
+        self.updated += other.updated
+        self.deleted += other.deleted
+        self.dead_lettered += other.dead_lettered
+
+
+@dataclass
+class PartitionProgress:
+    start: int
+    end: int
+    position: int
+
 
 @dataclass
 class SinkRun:
+    """What one run did: per table, per partition, in total."""
+
     connector: str
     tables: dict[str, TableStats] = field(default_factory=dict)
+    partitions: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)
+    missing_topics: list[str] = field(default_factory=list)
     records: int = 0
-    lag_before: int = 0
-    lag_after: int = 0
-    end_offsets: dict[str, dict[int, int]] = field(default_factory=dict)
+    batches: int = 0
     seconds: float = 0.0
 
     def stats(self, table: str) -> TableStats:
         return self.tables.setdefault(table, TableStats(table))
 
+    def _of(self, topic: str | None) -> list[PartitionProgress]:
+        return [p for tp, p in self.partitions.items() if topic is None or tp.topic == topic]
 
-def _key_fields_from(
-    envelope: Envelope | None, config: SinkConnectorConfig, where: str
-) -> tuple[list[dict[str, Any]], dict[str, Any]]:
-    if envelope is None or envelope.payload is None:
-        raise MalformedRecord(f"{where}: pk.mode=record_key needs a record key, got null")
-    schema = envelope.schema or {}
-    if schema.get("type") == "struct":
-        fields = struct_fields(envelope, "key")
-        if config.pk_fields:
-            fields = [f for f in fields if f["field"] in config.pk_fields]
-        return fields, {f["field"]: envelope.payload.get(f["field"]) for f in fields}
-    if len(config.pk_fields) != 1:
-        raise MalformedRecord(f"{where}: a primitive key needs exactly one name in pk.fields")
-    return [dict(schema, field=config.pk_fields[0], optional=False)], {config.pk_fields[0]: envelope.payload}
+    def lag_before(self, topic: str | None = None) -> int:
+        return sum(max(0, p.end - p.start) for p in self._of(topic))
+
+    def lag_after(self, topic: str | None = None) -> int:
+        return sum(max(0, p.end - p.position) for p in self._of(topic))
+
+    def end_offsets(self, topic: str) -> dict[int, int]:
+        return {tp.partition: p.end for tp, p in self.partitions.items() if tp.topic == topic}
+
+    def positions(self, topic: str) -> dict[int, int]:
+        return {tp.partition: p.position for tp, p in self.partitions.items() if tp.topic == topic}
+
+
+class WriterSession:
+    """The run's own connection to the target database, made for writing.
+
+    Strict ``sql_mode``; ``time_zone`` = ``db.timezone`` (TIMESTAMP columns); no
+    ``CLIENT_FOUND_ROWS`` (which SQLAlchemy sets), so an upsert that changes nothing counts 0
+    rows and the counts tell inserts from updates; and the connector's named lock, which
+    makes a second run of the same connector wait for this one.
+    """
+
+    def __init__(self, engine: Engine, config: SinkConnectorConfig) -> None:
+        self.engine = engine
+        self.config = config
+        identity = f"{config.connection.database}/{config.name}".encode()
+        self.lock_name = "mungmo_sink_" + hashlib.sha1(identity).hexdigest()[:40]
+        self._conn: pymysql.Connection | None = None
+
+    def connection(self) -> pymysql.Connection:
+        if self._conn is None:
+            self._conn = self._connect()
+        return self._conn
+
+    def _connect(self) -> pymysql.Connection:
+        args, kwargs = self.engine.dialect.create_connect_args(self.engine.url)
+        kwargs["client_flag"] = kwargs.get("client_flag", 0) & ~CLIENT.FOUND_ROWS
+        conn = pymysql.connect(*args, **kwargs, autocommit=False, cursorclass=CountingCursor)
+        zone = self.config.db_timezone
+        try:
+            with conn.cursor() as cursor:
+                cursor.execute(
+                    "SET SESSION sql_mode = %s, time_zone = %s", (SQL_MODE, "+00:00" if zone == "UTC" else zone)
+                )
+                cursor.execute("SELECT GET_LOCK(%s, %s)", (self.lock_name, LOCK_WAIT_S))
+                (locked,) = cursor.fetchone()
+        except pymysql.err.MySQLError as err:
+            conn.close()
+            if error_code(err) == 1298:
+                raise SinkError(
+                    f"connector {self.config.name!r}: MariaDB does not know db.timezone {zone!r}; load its time zone "
+                    "tables (mariadb-tzinfo-to-sql) or use UTC"
+                ) from None
+            raise
+        if locked != 1:
+            conn.close()
+            raise SinkError(
+                f"connector {self.config.name!r}: another run of this connector has held its lock for "
+                f"{LOCK_WAIT_S}s; not starting a second one"
+            )
+        return conn
+
+    def rollback_quietly(self) -> None:
+        if self._conn is not None:
+            try:
+                self._conn.rollback()
+            except (pymysql.err.MySQLError, OSError):
+                self.reset()
+
+    def reset(self) -> None:
+        """Drop the connection (and with it the lock); the next ``connection()`` makes a new one."""
+        if self._conn is not None:
+            with contextlib.suppress(pymysql.err.MySQLError, OSError):
+                self._conn.close()
+            self._conn = None
+
+    close = reset
+
+
+@dataclass(frozen=True)
+class Statement:
+    sql: str
+    params: Callable[[tuple[Any, ...]], tuple[Any, ...]] | None = None  # reorders a row for UPDATE
+
+
+@dataclass
+class DecodedBatch:
+    """Up to ``batch.size`` consecutive records, decoded, and the positions just past them."""
+
+    size: int = 0
+    changes: list[RowChange] = field(default_factory=list)
+    rejected: list[tuple[ConsumerRecord, RecordRejected]] = field(default_factory=list)
+    covered: dict[TopicPartition, int] = field(default_factory=dict)
+
+
+class BatchReader:
+    """Reads and decodes the next batch in a thread while the writer writes the current one.
+
+    Reading (kafka-python) and decoding (JSON) hold the GIL; the writer spends part of each
+    batch waiting for MariaDB without it, which is when the next batch gets ready. The
+    consumer belongs to the thread until the thread ends; consumer-group offsets are handed
+    over with ``commit_async``. Errors in the thread come out of the iteration.
+    """
+
+    _DONE = object()
+
+    def __init__(
+        self, consumer: Any, records: Iterator[ConsumerRecord], batch_size: int, decoder: RecordDecoder
+    ) -> None:
+        self._consumer = consumer
+        self._records = records
+        self._batch_size = batch_size
+        self._decoder = decoder
+        self._queue: queue.Queue[Any] = queue.Queue(maxsize=1)
+        self._stop = threading.Event()
+        self._lock = threading.Lock()
+        self._group_offsets: dict[TopicPartition, OffsetAndMetadata] | None = None
+        self._thread = threading.Thread(target=self._run, name="sink-batch-reader", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        try:
+            batch = DecodedBatch()
+            last: dict[tuple[str, int], int] = {}
+            decode = self._decoder.decode
+            for record in self._records:
+                try:
+                    batch.changes.append(decode(record))
+                except RecordRejected as err:
+                    batch.rejected.append((record, err))
+                last[record.topic, record.partition] = record.offset
+                batch.size += 1
+                if batch.size >= self._batch_size:
+                    self._hand_over(batch, last)
+                    batch, last = DecodedBatch(), {}
+            if batch.size:
+                self._hand_over(batch, last)
+            self._put(self._DONE)
+        except _Stopped:
+            return
+        except BaseException as err:  # handed to the writer, which raises it
+            with contextlib.suppress(_Stopped):
+                self._put(err)
+
+    def _hand_over(self, batch: DecodedBatch, last: dict[tuple[str, int], int]) -> None:
+        batch.covered = {TopicPartition(topic, partition): offset + 1 for (topic, partition), offset in last.items()}
+        with self._lock:
+            offsets, self._group_offsets = self._group_offsets, None
+        if offsets:
+            with contextlib.suppress(KafkaError):
+                self._consumer.commit_async(offsets)
+        self._put(batch)
+
+    def _put(self, item: Any) -> None:
+        while not self._stop.is_set():
+            try:
+                self._queue.put(item, timeout=0.1)
+                return
+            except queue.Full:
+                continue
+        raise _Stopped
+
+    def __iter__(self) -> Iterator[DecodedBatch]:
+        while True:
+            item = self._queue.get()
+            if item is self._DONE:
+                self._thread.join()
+                return
+            if isinstance(item, BaseException):
+                self._thread.join()
+                raise item
+            yield item
+
+    def commit_async(self, offsets: dict[TopicPartition, OffsetAndMetadata]) -> None:
+        """Commit ``offsets`` to the consumer group from the reading thread, before its next batch."""
+        with self._lock:
+            self._group_offsets = offsets
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join()
+
+
+class _Stopped(Exception):
+    """The writer stopped reading; the reader thread ends quietly."""
 
 
 class JdbcSink:
@@ -103,278 +405,260 @@ class JdbcSink:
         self.config = config
         self.engine = engine
         self.kafka = kafka
-        self.zone = ZoneInfo(config.db_timezone)
-        self._columns: dict[str, dict[str, str]] = {}
+        zone = ZoneInfo(config.db_timezone)
+        self.decoder = RecordDecoder(config, zone)
+        self.tables = TableManager(config, zone)
+        self.offsets = OffsetStore(config.name)
+        self._statements: dict[Shape, Statement | None] = {}
 
-    # --- records to row changes ------------------------------------------------------------
-
-    def change_for(self, record: ConsumerRecord) -> RowChange:
-        """Decode a record into the row it writes; raises ``MalformedRecord`` naming what is wrong."""
-        config = self.config
-        where = f"{record.topic}[{record.partition}]@{record.offset}"
-        table = config.table_for(record.topic)
-        key = decode_envelope(record.key, "key") if config.pk_mode == "record_key" else None
-        value = decode_envelope(record.value, "value")
-        if value is None or value.payload is None:
-            if not config.delete_enabled:
-                raise MalformedRecord(f"{where}: null value (a tombstone) with delete.enabled=false")
-            key_fields, key_values = _key_fields_from(key, config, where)
-            return RowChange(table, tuple(key_fields), tuple(key_values), None, key_values)
-        fields = struct_fields(value)
-        if config.fields_whitelist:
-            fields = [f for f in fields if f["field"] in config.fields_whitelist]
-        values = {f["field"]: self._decode(value.payload.get(f["field"]), f, where) for f in fields}
-        key_fields: list[dict[str, Any]] = []
-        key_values: dict[str, Any] = {}
-        if config.pk_mode == "kafka":
-            names = config.pk_fields or KAFKA_PK_FIELDS
-            key_fields = [dict(s, field=n) for s, n in zip(KAFKA_PK_SCHEMAS, names, strict=True)]
-            key_values = dict(zip(names, (record.topic, record.partition, record.offset), strict=True))
-        elif config.pk_mode == "record_key":
-            key_fields, raw = _key_fields_from(key, config, where)
-            key_values = {f["field"]: self._decode(raw[f["field"]], f, where) for f in key_fields}
-        elif config.pk_mode == "record_value":
-            names = config.pk_fields or tuple(values)
-            missing = [n for n in names if n not in values]
-            if missing:
-                raise MalformedRecord(f"{where}: pk.fields {missing} are not fields of the value")
-            key_fields = [f for f in fields if f["field"] in names]
-            key_values = {n: values[n] for n in names}
-        value_fields = [f for f in fields if f["field"] not in key_values]
-        row = {**key_values, **{f["field"]: values[f["field"]] for f in value_fields}}
-        return RowChange(table, tuple(key_fields) + tuple(value_fields), tuple(key_values), row, key_values)
-
-    def _decode(self, value: Any, schema: dict[str, Any], where: str) -> Any:
-        if value is None:
-            return None
-        try:
-            return sink_type(schema).decode(value, schema, self.zone)
-        except (ValueError, TypeError) as err:
-            raise MalformedRecord(f"{where}: field {schema.get('field')!r}: {err}") from None
-
-    # --- tables ----------------------------------------------------------------------------
-
-    def _existing_columns(self, conn: Connection, table: str) -> dict[str, str]:
-        rows = conn.execute(
-            text(
-                "SELECT COLUMN_NAME, COLUMN_TYPE FROM information_schema.COLUMNS "
-                "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = :t ORDER BY ORDINAL_POSITION"
-            ),
-            {"t": table},
-        )
-        return {r[0]: r[1] for r in rows}
-
-    def ensure_table(self, conn: Connection, change: RowChange) -> None:
-        """Create or evolve the target table for a change's fields (``auto.create``/``auto.evolve``)."""
-        table = change.table
-        columns = self._columns.get(table)
-        if columns is None:
-            columns = self._existing_columns(conn, table)
-        if not columns:
-            if not self.config.auto_create:
-                raise SinkError(
-                    f"table {table!r} does not exist in {self.config.connection.database!r} and auto.create=false"
-                )
-            definitions = [self._column_sql(f, f["field"] in change.key_fields) for f in change.fields]
-            if change.key_fields:
-                definitions.append(f"PRIMARY KEY ({', '.join(quote(k) for k in change.key_fields)})")
-            conn.exec_driver_sql(
-                f"CREATE TABLE IF NOT EXISTS {quote(table)} ({', '.join(definitions)}) "
-                "DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
-            )
-            columns = self._existing_columns(conn, table)
-        missing = [f for f in change.fields if f["field"] not in columns]
-        if missing:
-            if not self.config.auto_evolve:
-                names = ", ".join(f["field"] for f in missing)
-                raise SinkError(f"table {table!r} lacks columns {names} and auto.evolve=false")
-            for f in missing:
-                if not f.get("optional", False) and "default" not in f:
-                    raise SinkError(
-                        f"table {table!r}: cannot add column {f['field']!r} ({column_ddl(f, False)}): "
-                        "the field is required and has no default"
-                    )
-                conn.exec_driver_sql(f"ALTER TABLE {quote(table)} ADD COLUMN {self._column_sql(f, False)}")
-            columns = self._existing_columns(conn, table)
-        self._columns[table] = columns
-
-    @staticmethod
-    def _column_sql(schema: dict[str, Any], is_key: bool) -> str:
-        nullable = schema.get("optional", False) and not is_key
-        sql = f"{quote(schema['field'])} {column_ddl(schema, is_key)} {'NULL' if nullable else 'NOT NULL'}"
-        return sql
-
-    # --- writing ---------------------------------------------------------------------------
-
-    def _write(self, conn: Connection, changes: Sequence[RowChange], run: SinkRun) -> None:
-        first = changes[0]
-        stats = run.stats(first.table)
-        cursor = conn.connection.dbapi_connection.cursor()
-        try:
-            if first.values is None:
-                condition = " AND ".join(f"{quote(k)} = %s" for k in first.key_fields)
-                sql = f"DELETE FROM {quote(first.table)} WHERE {condition}"
-                for change in changes:
-                    stats.deleted += cursor.execute(sql, tuple(change.key_values[k] for k in first.key_fields))
-                return
-            names = list(first.values)
-            placeholders = ", ".join(["%s"] * len(names))
-            columns = ", ".join(quote(n) for n in names)
-            rows = [tuple(c.values[n] for n in names) for c in changes]  # type: ignore[index]
-            if self.config.insert_mode == "update":
-                assignments = ", ".join(f"{quote(n)} = %s" for n in names if n not in first.key_fields)
-                condition = " AND ".join(f"{quote(k)} = %s" for k in first.key_fields)
-                sql = f"UPDATE {quote(first.table)} SET {assignments} WHERE {condition}"
-                for change in changes:
-                    params = [change.values[n] for n in names if n not in first.key_fields]  # type: ignore[index]
-                    stats.updated += cursor.execute(sql, (*params, *(change.key_values[k] for k in first.key_fields)))
-                return
-            sql = f"INSERT INTO {quote(first.table)} ({columns}) VALUES ({placeholders})"
-            if self.config.insert_mode == "upsert":
-                updates = [n for n in names if n not in first.key_fields] or list(first.key_fields)
-                sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{quote(n)} = VALUES({quote(n)})" for n in updates)
-                affected = cursor.executemany(sql, rows) or 0
-                # MariaDB counts 1 per inserted row and 2 per updated row.
-                updated = max(0, affected - len(rows))
-                stats.updated += updated
-                stats.inserted += len(rows) - updated
-            else:
-                cursor.executemany(sql, rows)
-                stats.inserted += len(rows)
-        finally:
-            cursor.close()
-
-    def _store_offsets(self, conn: Connection, positions: dict[TopicPartition, int]) -> None:
-        conn.execute(
-            text(
-                f"INSERT INTO {OFFSETS_TABLE} (connector, topic, kafka_partition, next_offset) "
-                "VALUES (:c, :t, :p, :o) ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)"
-            ),
-            [{"c": self.config.name, "t": tp.topic, "p": tp.partition, "o": o} for tp, o in positions.items()],
-        )
-
-    def _stored_offsets(self) -> dict[TopicPartition, int]:
-        with self.engine.begin() as conn:
-            conn.exec_driver_sql(
-                f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} ("
-                "connector VARCHAR(255) NOT NULL, topic VARCHAR(249) NOT NULL, kafka_partition INT NOT NULL, "
-                "next_offset BIGINT NOT NULL, updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) "
-                "ON UPDATE CURRENT_TIMESTAMP(3), PRIMARY KEY (connector, topic, kafka_partition)) "
-                "DEFAULT CHARSET=utf8mb4"
-            )
-            rows = conn.execute(
-                text(f"SELECT topic, kafka_partition, next_offset FROM {OFFSETS_TABLE} WHERE connector = :c"),
-                {"c": self.config.name},
-            )
-            return {TopicPartition(r[0], r[1]): r[2] for r in rows}
-
-    def topics(self, available: Iterable[str]) -> list[str]:
-        if self.config.topics:
-            return list(self.config.topics)
-        pattern = re.compile(self.config.topics_regex)
-        return sorted(t for t in available if pattern.fullmatch(t))
+    # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> SinkRun:
         started = time.monotonic()
         config = self.config
         result = SinkRun(config.name)
-        consumer = self.kafka.consumer(
-            group_id=config.consumer_group,
-            isolation_level="read_committed",
-            enable_auto_commit=False,
-            max_partition_fetch_bytes=8 * 1024 * 1024,
-        )
-        dead_letters = None
+        session = WriterSession(self.engine, config)
+        consumer = sink_consumer(self.kafka, config, max_partition_fetch_bytes=FETCH_BYTES)
+        dead_letters = DeadLetterQueue(self.kafka, config) if config.errors_tolerance == "all" else None
         try:
-            partitions = [tp for topic in self.topics(consumer.topics()) for tp in topic_partitions(consumer, topic)]
-            stored = self._stored_offsets()
-            start = {tp: stored[tp] for tp in partitions if tp in stored}
-            for tp in partitions:
-                if tp not in start:
-                    committed = consumer.committed(tp)
-                    if committed is not None:
-                        start[tp] = committed
-            end = consumer.end_offsets(partitions)
-            beginning = consumer.beginning_offsets(partitions)
-            result.lag_before = sum(end[tp] - start.get(tp, beginning[tp]) for tp in partitions)
-            for tp in partitions:
-                result.end_offsets.setdefault(tp.topic, {})[tp.partition] = end[tp]
-            if config.errors_tolerance == "all":
-                ensure_topic(self.kafka, config.dlq_topic, 1, config.dlq_replication_factor)
-                dead_letters = self.kafka.producer(acks="all")
-            batch: list[ConsumerRecord] = []
-            positions: dict[TopicPartition, int] = {}
-            for record in read_to_end(consumer, partitions, start):
-                batch.append(record)
-                if len(batch) >= config.batch_size:
-                    self._flush(batch, positions, result, dead_letters)
-                    batch = []
-            self._flush(batch, positions, result, dead_letters)
-            # Control records (transaction markers) sit after the last data record.
-            final = {tp: consumer.position(tp) for tp in partitions}
-            if final != {tp: start.get(tp, -1) for tp in partitions}:
-                with self.engine.begin() as conn:
-                    self._store_offsets(conn, final)
-                consumer.commit({tp: OffsetAndMetadata(o, "", -1) for tp, o in final.items()})
-            result.lag_after = sum(max(0, end[tp] - final[tp]) for tp in partitions)
+            conn = session.connection()
+            self.offsets.ensure_table(conn)
+            stored = self.offsets.load(conn)
+            conn.commit()
+            partitions, result.missing_topics = topic_partitions_of(config, consumer)
+            for topic in result.missing_topics:
+                log.warning("connector %r: topic %r does not exist (yet); nothing to read from it", config.name, topic)
+            if partitions:
+                start, end = starting_positions(config, consumer, partitions, stored)
+                result.partitions = {tp: PartitionProgress(start[tp], end[tp], start[tp]) for tp in partitions}
+                self._drain(session, consumer, partitions, start, end, result, dead_letters)
         finally:
             if dead_letters is not None:
                 dead_letters.close()
             consumer.close()
+            session.close()
         result.seconds = time.monotonic() - started
+        log.info(
+            "connector %r: %d records in %d batches, lag %d -> %d, %.2fs",
+            config.name,
+            result.records,
+            result.batches,
+            result.lag_before(),
+            result.lag_after(),
+            result.seconds,
+        )
         return result
 
-    def _flush(
+    def _drain(
         self,
-        batch: list[ConsumerRecord],
+        session: WriterSession,
+        consumer: Any,
+        partitions: list[TopicPartition],
+        start: dict[TopicPartition, int],
+        end: dict[TopicPartition, int],
+        result: SinkRun,
+        dead_letters: DeadLetterQueue | None,
+    ) -> None:
+        positions = dict(start)
+        reader = BatchReader(
+            consumer, read_to_end(consumer, partitions, start, end=end), self.config.batch_size, self.decoder
+        )
+        try:
+            for batch in reader:
+                self._commit_batch(session, batch, positions, result, dead_letters)
+                reader.commit_async(_group_offsets(positions))
+        finally:
+            reader.close()
+        # Transaction markers sit after a partition's last record: store the position past them too.
+        final = {tp: consumer.position(tp) for tp in partitions}
+        moved = {tp: offset for tp, offset in final.items() if offset != positions[tp]}
+        if moved:
+            self._with_retries(session, lambda conn: self._commit_offsets_only(conn, positions, moved))
+            positions.update(moved)
+        for tp, offset in positions.items():
+            result.partitions[tp].position = offset
+        try:
+            consumer.commit(_group_offsets(positions))
+        except KafkaError as err:  # the database holds the truth; the group only feeds lag tools
+            log.warning("connector %r: could not commit offsets to consumer group: %s", self.config.name, err)
+
+    # --- one batch ---------------------------------------------------------------------------
+
+    def _commit_batch(
+        self,
+        session: WriterSession,
+        batch: DecodedBatch,
         positions: dict[TopicPartition, int],
         result: SinkRun,
-        dead_letters: Any,
+        dead_letters: DeadLetterQueue | None,
     ) -> None:
-        if not batch:
-            return
-        changes: list[RowChange] = []
-        for record in batch:
+        rejected = [self._failure(record, err.stage, err.cause or err, str(err)) for record, err in batch.rejected]
+        changes, covered = batch.changes, batch.covered
+        shapes = list(dict.fromkeys(map(_shape_of, changes)))
+
+        def attempt(conn: pymysql.Connection) -> tuple[dict[str, TableStats], list[Failure]]:
+            self.tables.prepare(conn, shapes)
+            conn.begin()
+            self.offsets.fence(conn, {tp: positions[tp] for tp in covered})
+            stats: dict[str, TableStats] = {}
+            failures = list(rejected)
+            with conn.cursor() as cursor:
+                for shape, group in itertools.groupby(changes, key=_shape_of):
+                    self._write_group(cursor, shape, list(group), stats, failures)
+            faults.reached("sink.rows_written")
+            if failures:
+                assert dead_letters is not None  # with errors.tolerance=none _failure raised already
+                dead_letters.publish(failures)
+                faults.reached("sink.dead_letters_published")
+            self.offsets.store(conn, covered)
+            faults.reached("sink.before_commit")
+            conn.commit()
+            faults.reached("sink.committed")
+            return stats, failures
+
+        stats, failures = self._with_retries(session, attempt)
+        positions.update(covered)
+        for table, table_stats in stats.items():
+            result.stats(table).add(table_stats)
+        for failure in failures:
+            result.stats(self.decoder.table(failure.record.topic)).dead_lettered += 1
+        result.records += batch.size
+        result.batches += 1
+        for tp, offset in covered.items():
+            result.partitions[tp].position = offset
+
+    def _commit_offsets_only(
+        self, conn: pymysql.Connection, positions: dict[TopicPartition, int], moved: dict[TopicPartition, int]
+    ) -> None:
+        conn.begin()
+        self.offsets.fence(conn, {tp: positions[tp] for tp in moved})
+        self.offsets.store(conn, moved)
+        conn.commit()
+
+    def _with_retries(self, session: WriterSession, attempt: Callable[[pymysql.Connection], T]) -> T:
+        """Run ``attempt`` in a fresh transaction, again after transient errors, up to ``max.retries`` times."""
+        config = self.config
+        for retry in itertools.count():
             try:
-                changes.append(self.change_for(record))
-            except MalformedRecord as err:
-                self._reject(record, str(err), result, dead_letters)
-        if dead_letters is not None:
-            dead_letters.flush()
-        with self.engine.begin() as conn:
-            group: list[RowChange] = []
-            for change in changes:
-                if group and change.shape != group[0].shape:
-                    self._write_group(conn, group, result)
-                    group = []
-                group.append(change)
-            if group:
-                self._write_group(conn, group, result)
-            for record in batch:
-                positions[TopicPartition(record.topic, record.partition)] = record.offset + 1
-            self._store_offsets(conn, positions)
-        result.records += len(batch)
+                return attempt(session.connection())
+            except (pymysql.err.MySQLError, ConnectionError) as err:
+                session.rollback_quietly()
+                if not is_transient(err):
+                    raise SinkError(f"connector {config.name!r}: {database_message(err)}") from err
+                if retry >= config.max_retries:
+                    raise SinkError(
+                        f"connector {config.name!r}: {database_message(err)}, "
+                        f"still after max.retries={config.max_retries}"
+                    ) from err
+                log.warning(
+                    "connector %r: %s; retry %d of %d in %d ms",
+                    config.name,
+                    database_message(err),
+                    retry + 1,
+                    config.max_retries,
+                    config.retry_backoff_ms,
+                )
+                session.reset()
+                time.sleep(config.retry_backoff_ms / 1000)
+            except BaseException:
+                session.rollback_quietly()
+                raise
+        raise AssertionError("unreachable")
 
-    def _write_group(self, conn: Connection, group: list[RowChange], result: SinkRun) -> None:
-        try:
-            self.ensure_table(conn, group[0])
-            self._write(conn, group, result)
-        except DBAPIError as err:
+    # --- writing -------------------------------------------------------------------------------
+
+    def _failure(self, record: ConsumerRecord, stage: str, error: BaseException, message: str) -> Failure:
+        """A record's failure, or, with ``errors.tolerance=none``, the end of the run naming it."""
+        if self.config.errors_tolerance == "none":
             raise SinkError(
-                f"connector {self.config.name!r}: writing {len(group)} rows to {group[0].table!r} failed: {err.orig}"
-            ) from err
+                f"connector {self.config.name!r}: record {where(record)} failed at {stage}: {message} "
+                "(errors.tolerance=none: nothing from its batch was committed, the next run starts at its batch again)"
+            )
+        return Failure(record, stage, qualified_name(type(self)), error, message)
 
-    def _reject(self, record: ConsumerRecord, error: str, result: SinkRun, dead_letters: Any) -> None:
-        where = f"{record.topic}[{record.partition}]@{record.offset}"
-        if dead_letters is None:
-            raise SinkError(f"connector {self.config.name!r}: record {where} rejected: {error} (errors.tolerance=none)")
-        headers = [
-            ("__connect.errors.topic", record.topic.encode()),
-            ("__connect.errors.partition", str(record.partition).encode()),
-            ("__connect.errors.offset", str(record.offset).encode()),
-            ("__connect.errors.connector.name", self.config.name.encode()),
-            ("__connect.errors.exception.message", error.encode()),
-            ("__connect.errors.context", dumps({"stage": "VALUE_CONVERTER"})),
-        ]
-        dead_letters.send(self.config.dlq_topic, key=record.key, value=record.value, headers=headers)
-        result.stats(self.config.table_for(record.topic)).dead_lettered += 1
+    def _write_group(
+        self,
+        cursor: CountingCursor,
+        shape: Shape,
+        group: list[RowChange],
+        stats: dict[str, TableStats],
+        failures: list[Failure],
+    ) -> None:
+        """Write consecutive changes of one shape; on a data error, find the bad rows one by one."""
+        if shape.delete and not self.tables.exists(shape.table):
+            return
+        statement = self._statement(shape)
+        if statement is None:
+            return
+        table_stats = stats.setdefault(shape.table, TableStats(shape.table))
+        cursor.execute("SAVEPOINT sink_group")
+        try:
+            self._execute(cursor, shape, statement, group, table_stats)
+            return
+        except pymysql.err.MySQLError as err:
+            if not is_data_error(err):
+                raise
+            cursor.execute("ROLLBACK TO SAVEPOINT sink_group")
+        # A failing single-row statement leaves nothing behind, so no savepoint per row is needed.
+        for change in group:
+            try:
+                self._execute(cursor, shape, statement, [change], table_stats)
+            except pymysql.err.MySQLError as err:
+                if not is_data_error(err):
+                    raise
+                message = f"writing to {shape.table!r} failed: {database_message(err)}"
+                failures.append(self._failure(change.record, TASK_PUT, err, message))
+
+    def _execute(
+        self, cursor: CountingCursor, shape: Shape, statement: Statement, group: Sequence[RowChange], stats: TableStats
+    ) -> None:
+        rows = list(map(_row_of, group))
+        if statement.params is not None:
+            rows = list(map(statement.params, rows))
+        cursor.reset_counts()
+        cursor.executemany(statement.sql, rows)
+        if shape.delete:
+            stats.deleted += cursor.affected
+        elif self.config.insert_mode == "update":
+            stats.updated += cursor.matched
+        elif self.config.insert_mode == "upsert":
+            inserted = cursor.affected - 2 * cursor.changed
+            stats.inserted += inserted
+            stats.updated += len(group) - inserted
+        else:
+            stats.inserted += len(group)
+
+    def _statement(self, shape: Shape) -> Statement | None:
+        if shape not in self._statements:
+            self._statements[shape] = self._build_statement(shape)
+        return self._statements[shape]
+
+    def _build_statement(self, shape: Shape) -> Statement | None:
+        table = param_quote(shape.table)
+        keys = [param_quote(k) for k in shape.key_columns]
+        where_keys = " AND ".join(f"{k} = %s" for k in keys)
+        if shape.delete:
+            return Statement(f"DELETE FROM {table} WHERE {where_keys}")
+        columns = [param_quote(c) for c in shape.columns]
+        rest = columns[len(keys) :]
+        if self.config.insert_mode == "update":
+            if not rest:
+                return None  # nothing but the key: an update changes nothing
+            width = len(keys)
+            return Statement(
+                f"UPDATE {table} SET {', '.join(f'{c} = %s' for c in rest)} WHERE {where_keys}",
+                lambda row: (*row[width:], *row[:width]),
+            )
+        sql = f"INSERT INTO {table} ({', '.join(columns)}) VALUES ({', '.join(['%s'] * len(columns))})"
+        if self.config.insert_mode == "upsert":
+            updates = [f"{c} = VALUES({c})" for c in rest] or [f"{keys[0]} = {keys[0]}"]
+            sql += " ON DUPLICATE KEY UPDATE " + ", ".join(updates)
+        return Statement(sql)
+
+
+_shape_of = operator.attrgetter("shape")
+_row_of = operator.attrgetter("row")
+
+
+def _group_offsets(positions: dict[TopicPartition, int]) -> dict[TopicPartition, OffsetAndMetadata]:
+    return {tp: OffsetAndMetadata(offset, "", -1) for tp, offset in positions.items()}

@@ -6,13 +6,15 @@ stopped (positions and offsets live in the sensor's JSON cursor), and requests o
 the target job when a table is behind. The ``run_key`` is derived from what was probed, so
 one change never triggers two runs; a run that could not catch up (rows held back by an open
 transaction, or timestamps still inside ``timestamp.delay.interval.ms``) is retried once per
-poll interval with a numbered ``run_key``, and never while a run of the connector is in progress.
+poll interval with a numbered ``run_key``, and never while a job that runs the source is queued
+or running (two runs of one source would fence each other's transactional producer).
 """
 
 import hashlib
 import json
 import math
 import time
+from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from dagster import (
@@ -40,6 +42,7 @@ IN_PROGRESS = [
     DagsterRunStatus.NOT_STARTED,
     DagsterRunStatus.STARTING,
     DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
 ]
 
 
@@ -66,15 +69,22 @@ def minimum_interval_seconds(config: SourceConnectorConfig) -> int:
     return max(DAEMON_MIN_INTERVAL_S, math.ceil(config.poll_interval_ms / 1000))
 
 
-def source_change_sensor(config: SourceConnectorConfig, target_job: str) -> SensorDefinition:
-    """The sensor that requests ``target_job`` when ``config``'s tables have rows past their offsets."""
+def source_change_sensor(
+    config: SourceConnectorConfig, target_job: str, source_jobs: Sequence[str] = ()
+) -> SensorDefinition:
+    """Requests ``target_job`` when ``config``'s tables have rows past their offsets.
+
+    ``source_jobs`` are the other jobs that run this source (its own job, pipelines, all); none of
+    them may be queued or running when a run is requested.
+    """
     interval = minimum_interval_seconds(config)
+    busy_jobs = list(dict.fromkeys([target_job, *source_jobs]))
 
     @sensor(
         name=f"{job_name(config.name)}_changes",
         job_name=target_job,
         minimum_interval_seconds=interval,
-        default_status=DefaultSensorStatus.RUNNING,
+        default_status=DefaultSensorStatus.STOPPED,
         description=f"Polls the tables of source connector `{config.name}` every {interval}s "
         f"(poll.interval.ms={config.poll_interval_ms}) and runs `{target_job}` when rows are past the stored offsets.",
     )
@@ -98,14 +108,13 @@ def source_change_sensor(config: SourceConnectorConfig, target_job: str) -> Sens
         if not behind:
             cursor.state, cursor.attempt = "", 0
             return SensorResult(skip_reason=SkipReason("every table is at its offset"), cursor=cursor.dump())
-        running = context.instance.get_run_records(
-            RunsFilter(tags={CONNECTOR_TAG: config.name}, statuses=IN_PROGRESS), limit=1
-        )
-        if running:
-            return SensorResult(
-                skip_reason=SkipReason(f"run {running[0].dagster_run.run_id} of {config.name} is in progress"),
-                cursor=cursor.dump(),
-            )
+        for job in busy_jobs:
+            running = context.instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
+            if running:
+                return SensorResult(
+                    skip_reason=SkipReason(f"run {running[0].run_id} of {job} is {running[0].status.value.lower()}"),
+                    cursor=cursor.dump(),
+                )
         now = time.time()
         if config.mode == "bulk":
             state = f"bulk-{int(now // interval)}"

@@ -1,0 +1,341 @@
+"""Sink throughput: a topic of N member records (~200-byte rows) into MariaDB, beside raw baselines.
+
+    python bench/sink.py                 # 1,000,000 records (the issue's size)
+    python bench/sink.py --rows 100000   # a quick check
+
+Measured in one run on the same topic and rows:
+
+* ``consume``: kafka-python reading the topic (read_committed), no decoding, no writes;
+* ``json.loads`` / ``orjson.loads``: parsing every record value, no Kafka, no writes;
+* ``executemany insert|upsert``: PyMySQL ``executemany`` of the already-decoded rows in
+  ``batch.size`` chunks, one transaction each, no Kafka;
+* ``sink insert|upsert``: ``JdbcSink.run()`` end to end (read, decode, write, offsets, commits).
+
+Ratios compare each sink run with the executemany baseline of the same statement and with
+the consume baseline. Uses the admin account (``MUNGMO_MARIADB_ADMIN_URL``) and the local stack
+unless ``MUNGMO_KAFKA_BOOTSTRAP`` says otherwise; drops its database and topic afterwards.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import gc
+import importlib.util
+import json
+import random
+import sys
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+import orjson
+import pymysql
+from pymysql.constants import FIELD_TYPE, FLAG
+from sqlalchemy import create_engine, make_url
+
+from mungmo_pipelines.core.config import SINK_CLASS, SinkConnectorConfig, parse_connector
+from mungmo_pipelines.core.connect_json import RowEncoder
+from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
+from mungmo_pipelines.core.mariadb_types import BINARY_CHARSET, SourceColumn, field_codec
+from mungmo_pipelines.core.sink import SQL_MODE, JdbcSink
+from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
+
+UTF8MB4 = 45  # utf8mb4_general_ci, as the server describes text columns in result sets
+# The protocol's column definitions of a members table (what the source reads from the server).
+COLUMNS = [
+    SourceColumn("seq", FIELD_TYPE.LONG, 11, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    SourceColumn("member_name", FIELD_TYPE.VAR_STRING, 200, 0, FLAG.NOT_NULL, UTF8MB4),
+    SourceColumn("pet_name", FIELD_TYPE.VAR_STRING, 200, 0, 0, UTF8MB4),
+    SourceColumn("neighbourhood", FIELD_TYPE.VAR_STRING, 400, 0, FLAG.NOT_NULL, UTF8MB4),
+    SourceColumn("walk_note", FIELD_TYPE.BLOB, 262140, 0, FLAG.BLOB, UTF8MB4),
+    SourceColumn("weight_kg", FIELD_TYPE.NEWDECIMAL, 7, 2, 0, BINARY_CHARSET),
+    SourceColumn("neutered", FIELD_TYPE.TINY, 4, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    SourceColumn("created_at", FIELD_TYPE.DATETIME, 23, 3, FLAG.NOT_NULL | FLAG.BINARY, BINARY_CHARSET),
+]
+# What auto.create makes of those fields (the insert table has no key, the upsert table keys on seq).
+TABLE_DDL = (
+    "CREATE TABLE {table} (seq INT NOT NULL, member_name LONGTEXT NOT NULL, pet_name LONGTEXT NULL, "
+    "neighbourhood LONGTEXT NOT NULL, walk_note LONGTEXT NULL, weight_kg DECIMAL(65,2) NULL, "
+    "neutered TINYINT NOT NULL, created_at DATETIME(3) NOT NULL{key}) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4"
+)
+MEMBERS = ["김민지", "이서준", "박지우", "최하은", "정도윤", "강수아", "조예준", "윤지호", "Bob Smith", "Alice Kim"]
+PETS = ["초코", "나비", "콩이", "보리", "치즈", "토리", None]
+PLACES = ["서울 마포구 망원동 123-45", "서울 성동구 성수동 67", "부산 해운대구 우동 89-1", "경기 성남시 분당구 정자동"]
+NOTES = [
+    "아침 산책 30분 🐾 공원 한 바퀴",
+    "공원에서 친구 만남, 간식 조금",
+    None,
+    "비 와서 짧게 산책 ☔",
+    "간식 금지 중 (다이어트)",
+]
+
+
+def member_rows(count: int, seed: int = 7) -> Iterator[tuple[Any, ...]]:
+    rng = random.Random(seed)
+    base = dt.datetime(2026, 1, 1)
+    for seq in range(1, count + 1):
+        yield (
+            seq,
+            rng.choice(MEMBERS),
+            rng.choice(PETS),
+            rng.choice(PLACES),
+            rng.choice(NOTES),
+            Decimal(rng.randint(100, 9999)).scaleb(-2),
+            rng.randint(0, 1),
+            base + dt.timedelta(milliseconds=rng.randint(0, 10**10)),
+        )
+
+
+def parse_all(loads: Callable[[bytes], Any], values: list[bytes]) -> None:
+    for value in values:
+        loads(value)
+
+
+@dataclass
+class Result:
+    name: str
+    rows: int
+    seconds: float
+    baseline: str | None = None
+
+    @property
+    def rate(self) -> float:
+        return self.rows / self.seconds if self.seconds else float("inf")
+
+
+def timed(name: str, rows: int, action: Callable[[], Any], baseline: str | None = None) -> Result:
+    started = time.perf_counter()
+    action()
+    result = Result(name, rows, time.perf_counter() - started, baseline)
+    print(f"  {name}: {result.rate:,.0f} rows/s", file=sys.stderr)
+    return result
+
+
+class Bench:
+    def __init__(self, rows: int, batch_size: int, partitions: int) -> None:
+        self.rows = rows
+        self.batch_size = batch_size
+        self.partitions = partitions
+        suffix = uuid.uuid4().hex[:8]
+        self.database = f"mungmo_bench_{suffix}"
+        self.topic = f"mungmo_bench_{suffix}_members"
+        self.kafka = KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")
+        self.admin_url = make_url(mariadb_admin_url())
+        self.admin = create_engine(self.admin_url)
+
+    # --- setup ---------------------------------------------------------------------------------
+
+    def setup(self) -> tuple[list[bytes], list[tuple[Any, ...]]]:
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(f"CREATE DATABASE `{self.database}` DEFAULT CHARACTER SET utf8mb4")
+        codecs = [field_codec(c) for c in COLUMNS]
+        encoder = RowEncoder(codecs, "members", [0])
+        rows = list(member_rows(self.rows))
+        ensure_topic(self.kafka, self.topic, self.partitions)
+        producer = self.kafka.producer(acks="all", linger_ms=20, batch_size=1024 * 1024, compression_type=None)
+        values: list[bytes] = []
+        started = time.perf_counter()
+        for row in rows:
+            key, value = encoder.encode(row)
+            values.append(value)
+            producer.send(self.topic, key=key, value=value)
+        producer.flush()
+        producer.close()
+        seconds = time.perf_counter() - started
+        payload = sum(len(orjson.dumps(orjson.loads(v)["payload"])) for v in values[:1000]) / min(1000, len(values))
+        print(
+            f"topic {self.topic}: {self.rows:,} records in {self.partitions} partition(s), "
+            f"{sum(map(len, values)) / len(values):.0f} bytes per record value, ~{payload:.0f} bytes of row payload; "
+            f"produced in {seconds:.1f}s",
+            file=sys.stderr,
+        )
+        return values, rows
+
+    def cleanup(self) -> None:
+        with self.admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{self.database}`")
+        admin = self.kafka.admin()
+        try:
+            admin.delete_topics([self.topic])
+        finally:
+            admin.close()
+        self.admin.dispose()
+
+    # --- baselines -------------------------------------------------------------------------------
+
+    def consume(self) -> None:
+        consumer = self.kafka.consumer(
+            isolation_level="read_committed", enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
+        )
+        try:
+            count = sum(1 for _ in read_to_end(consumer, topic_partitions(consumer, self.topic)))
+        finally:
+            consumer.close()
+        assert count == self.rows, count
+
+    def consume_with_librdkafka(self) -> None:
+        """The same read with confluent-kafka (librdkafka), when installed: what another client would cost."""
+        from confluent_kafka import Consumer, TopicPartition
+
+        consumer = Consumer(
+            {
+                "bootstrap.servers": self.kafka.bootstrap_servers,
+                "group.id": f"{self.topic}-librdkafka",
+                "isolation.level": "read_committed",
+                "enable.auto.commit": False,
+            }
+        )
+        try:
+            consumer.assign([TopicPartition(self.topic, p, 0) for p in range(self.partitions)])
+            count = 0
+            while count < self.rows:
+                for message in consumer.consume(num_messages=10_000, timeout=1.0):
+                    if message.error() is None:
+                        message.key(), message.value()
+                        count += 1
+        finally:
+            consumer.close()
+
+    def connect(self) -> pymysql.Connection:
+        url = self.admin_url
+        conn = pymysql.connect(
+            host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
+            database=self.database, charset="utf8mb4", autocommit=False,
+        )  # fmt: skip
+        with conn.cursor() as cursor:
+            cursor.execute("SET SESSION sql_mode = %s", (SQL_MODE,))
+        return conn
+
+    def create_table(self, table: str, keyed: bool) -> None:
+        conn = self.connect()
+        with conn.cursor() as cursor:
+            cursor.execute(TABLE_DDL.format(table=table, key=", PRIMARY KEY (seq)" if keyed else ""))
+        conn.close()
+
+    def executemany(self, table: str, rows: list[tuple[Any, ...]], upsert: bool) -> None:
+        names = [c.name for c in COLUMNS]
+        sql = f"INSERT INTO {table} ({', '.join(names)}) VALUES ({', '.join(['%s'] * len(names))})"
+        if upsert:
+            sql += " ON DUPLICATE KEY UPDATE " + ", ".join(f"{n} = VALUES({n})" for n in names[1:])
+        conn = self.connect()
+        try:
+            with conn.cursor() as cursor:
+                for start in range(0, len(rows), self.batch_size):
+                    cursor.executemany(sql, rows[start : start + self.batch_size])
+                    conn.commit()
+        finally:
+            conn.close()
+
+    # --- the sink ----------------------------------------------------------------------------------
+
+    def sink(self, name: str, table: str, **options: str) -> JdbcSink:
+        body = {
+            "name": f"bench-{name}",
+            "config": {
+                "connector.class": SINK_CLASS,
+                "connection.url": f"jdbc:mysql://{self.admin_url.host}:{self.admin_url.port or 3306}/{self.database}",
+                "topics": self.topic,
+                "table.name.format": table,
+                "auto.create": "true",
+                "batch.size": str(self.batch_size),
+                **options,
+            },
+        }
+        config = parse_connector(body)
+        assert isinstance(config, SinkConnectorConfig)
+        engine = create_engine(self.admin_url.set(database=self.database))
+        return JdbcSink(config, engine, self.kafka)
+
+    def run_sink(self, sink: JdbcSink) -> None:
+        run = sink.run()
+        assert run.records == self.rows and run.lag_after() == 0, (run.records, run.lag_after())
+
+    def count(self, table: str) -> int:
+        with self.admin.connect() as conn:
+            return conn.exec_driver_sql(f"SELECT COUNT(*) FROM `{self.database}`.{table}").scalar_one()
+
+    # --- all of it -----------------------------------------------------------------------------------
+
+    def run(self) -> list[Result]:
+        values, rows = self.setup()
+        # The bench keeps every record and row in memory; out of the collector's sight, they do not make
+        # each garbage collection in the measurements below scan millions of objects a real run never has.
+        gc.collect()
+        gc.freeze()
+        results = [timed("consume (kafka-python, no writes)", self.rows, self.consume)]
+        if importlib.util.find_spec("confluent_kafka"):
+            results.append(timed("consume (confluent-kafka, no writes)", self.rows, self.consume_with_librdkafka))
+        results.append(timed("json.loads of every value", self.rows, lambda: parse_all(json.loads, values)))
+        results.append(timed("orjson.loads of every value", self.rows, lambda: parse_all(orjson.loads, values)))
+
+        self.create_table("raw_insert", keyed=False)
+        results.append(timed("executemany insert", self.rows, lambda: self.executemany("raw_insert", rows, False)))
+        self.create_table("raw_upsert", keyed=True)
+        results.append(
+            timed("executemany upsert (new rows)", self.rows, lambda: self.executemany("raw_upsert", rows, True))
+        )
+        results.append(
+            timed("executemany upsert (rows exist)", self.rows, lambda: self.executemany("raw_upsert", rows, True))
+        )
+
+        insert = self.sink("insert", "sink_insert")
+        results.append(timed("sink insert", self.rows, lambda: self.run_sink(insert), "executemany insert"))
+        upsert = {"insert.mode": "upsert", "pk.mode": "record_key"}
+        new_rows = self.sink("upsert", "sink_upsert", **upsert)
+        results.append(
+            timed("sink upsert (new rows)", self.rows, lambda: self.run_sink(new_rows), "executemany upsert (new rows)")
+        )
+        again = self.sink("upsert-again", "sink_upsert", **upsert)
+        results.append(
+            timed(
+                "sink upsert (rows exist)", self.rows, lambda: self.run_sink(again), "executemany upsert (rows exist)"
+            )
+        )
+        for table in ("raw_insert", "raw_upsert", "sink_insert", "sink_upsert"):
+            assert self.count(table) == self.rows, table
+        return results
+
+
+def table(results: list[Result], rows: int, batch_size: int) -> str:
+    by_name = {r.name: r for r in results}
+    consume = by_name["consume (kafka-python, no writes)"]
+    lines = [
+        f"{rows:,} records, batch.size {batch_size}",
+        "",
+        "| measurement | rows/s | seconds | vs executemany | vs consume |",
+        "| --- | ---: | ---: | ---: | ---: |",
+    ]
+    for r in results:
+        versus = f"{r.rate / by_name[r.baseline].rate:.0%}" if r.baseline else ""
+        versus_consume = f"{r.rate / consume.rate:.0%}" if r.baseline else ""
+        lines.append(f"| {r.name} | {r.rate:,.0f} | {r.seconds:.2f} | {versus} | {versus_consume} |")
+    raw = by_name["executemany upsert (new rows)"]
+    bound = 1 / (1 / consume.rate + 1 / raw.rate)
+    lines += [
+        "",
+        f"kafka-python reading and executemany writing one after the other, before any decoding: {bound:,.0f} "
+        f"rows/s, {bound / raw.rate:.0%} of executemany upsert.",
+    ]
+    return "\n".join(lines)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rows", type=int, default=1_000_000, help="records in the topic (default 1,000,000)")
+    parser.add_argument("--batch-size", type=int, default=3000, help="batch.size, the JDBC sink's default 3000")
+    parser.add_argument("--partitions", type=int, default=1, help="partitions of the bench topic")
+    args = parser.parse_args()
+    bench = Bench(args.rows, args.batch_size, args.partitions)
+    try:
+        results = bench.run()
+    finally:
+        bench.cleanup()
+    print(table(results, args.rows, args.batch_size))
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,113 @@
+"""The sink half of the type mapping: values checked as JsonConverter would, columns compared by type."""
+
+from __future__ import annotations
+
+import datetime as dt
+from decimal import Decimal
+
+import pytest
+
+from mungmo_pipelines.core.mariadb_types import (
+    DATE,
+    DECIMAL,
+    TIMESTAMP,
+    UTC,
+    Column,
+    ConnectValueError,
+    column_ddl,
+    column_holds,
+    value_converter,
+)
+
+
+def schema(connect_type: str, name: str | None = None, **parameters: str) -> dict:
+    found = {"type": connect_type, "optional": False, "field": "f"}
+    if name:
+        found["name"] = name
+    if parameters:
+        found["parameters"] = parameters
+    return found
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected"),
+    [
+        (schema("int8"), -128, -128),
+        (schema("int32"), 2**31 - 1, 2**31 - 1),
+        (schema("boolean"), True, 1),
+        (schema("double"), 3, 3.0),
+        (schema("float64"), 2.5, 2.5),
+        (schema("bytes"), "iVBORw0K", b"\x89PNG\r\n"),
+        (schema("bytes", DECIMAL, scale="2"), "+x4=", Decimal("-12.50")),
+        (schema("bytes", DECIMAL, scale="2"), Decimal("1.005"), Decimal("1.005")),
+        (schema("int32", DATE), -1, dt.date(1969, 12, 31)),
+        (schema("int64", TIMESTAMP), 946684799999, dt.datetime(1999, 12, 31, 23, 59, 59, 999000)),
+    ],
+)
+def test_payload_values_become_what_pymysql_binds(field: dict, value: object, expected: object) -> None:
+    assert value_converter(field, UTC)(value) == expected
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        (schema("int32"), 3.7, "expected an int32 (a JSON integer from -2147483648 to 2147483647), got 3.7"),
+        (schema("int32"), "3", "got '3'"),
+        (schema("int8"), True, "got True"),
+        (schema("int8"), 128, "got 128"),
+        (schema("boolean"), 1, "expected a boolean"),
+        (schema("string"), 5, "expected a string"),
+        (schema("bytes"), "not base64!", "expected bytes (a base64 JSON string)"),
+        (schema("int64", TIMESTAMP), 10**20, "expected a Timestamp in epoch ms"),
+        (schema("int32", "org.apache.kafka.connect.data.Time"), 86_400_000, "expected a Time in ms since midnight"),
+    ],
+)
+def test_values_the_connect_type_cannot_hold_are_rejected(field: dict, value: object, message: str) -> None:
+    with pytest.raises(ConnectValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
+        value_converter(field, UTC)(value)
+
+
+def test_timestamps_are_written_as_wall_time_in_db_timezone() -> None:
+    from zoneinfo import ZoneInfo
+
+    seoul = value_converter(schema("int64", TIMESTAMP), ZoneInfo("Asia/Seoul"))
+    assert seoul(0) == dt.datetime(1970, 1, 1, 9, 0)
+
+
+def column(data_type: str, column_type: str, precision: int | None = None, scale: int | None = None) -> Column:
+    return Column("c", data_type, column_type, True, precision, scale)
+
+
+@pytest.mark.parametrize(
+    ("field", "existing", "holds"),
+    [
+        (schema("int32"), column("bigint", "bigint(20)"), True),
+        (schema("int64"), column("int", "int(11)"), False),
+        (schema("int16"), column("tinyint", "tinyint(3) unsigned"), True),
+        # TINYINT(1) is JDBC BIT to the source, so int8 (not boolean): an int8 field fits it.
+        (schema("int8"), column("tinyint", "tinyint(1)"), True),
+        (schema("boolean"), column("tinyint", "tinyint(4)"), True),
+        (schema("int64"), column("bigint", "bigint(20) unsigned"), True),
+        (schema("float32"), column("double", "double"), True),
+        (schema("double"), column("float", "float"), False),
+        (schema("bytes", DECIMAL, scale="2"), column("decimal", "decimal(10,4)", 10, 4), True),
+        (schema("bytes", DECIMAL, scale="4"), column("decimal", "decimal(10,2)", 10, 2), False),
+        (schema("int64"), column("decimal", "decimal(20,0)", 20, 0), True),
+        (schema("string"), column("varchar", "varchar(20)"), True),
+        (schema("string"), column("enum", "enum('a','b')"), True),
+        (schema("string"), column("int", "int(11)"), False),
+        (schema("int64", TIMESTAMP), column("timestamp", "timestamp(3)"), True),
+        (schema("int32", DATE), column("datetime", "datetime"), False),
+    ],
+)
+def test_existing_columns_are_compared_through_the_mapping(field: dict, existing: Column, holds: bool) -> None:
+    assert column_holds(field, existing) is holds
+
+
+def test_created_column_types() -> None:
+    assert column_ddl(schema("string"), is_key=True) == "VARCHAR(255) COLLATE utf8mb4_nopad_bin"
+    assert column_ddl(schema("string"), is_key=False) == "LONGTEXT"
+    assert column_ddl(schema("bytes"), is_key=True) == "VARBINARY(255)"
+    assert column_ddl(schema("bytes", DECIMAL, scale="2"), is_key=False) == "DECIMAL(65,2)"
+    precise = schema("bytes", DECIMAL, scale="2", **{"connect.decimal.precision": "7"})
+    assert column_ddl(precise, is_key=False) == "DECIMAL(7,2)"
