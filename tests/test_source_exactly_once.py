@@ -12,28 +12,24 @@ import pytest
 from sqlalchemy import create_engine
 
 from mungmo_pipelines.core.config import ConnectorConfigError, parse_connector
+from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
 from mungmo_pipelines.core.source import JdbcSource, SourceError
 from tests.conftest import Sandbox
 from tests.source_helpers import payloads, run_source, run_until, source_config, stored_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 
-# Runs the source in its own process and SIGKILLs it after transaction N's records reach the
-# brokers but before N commits: the test-only fault hook JdbcSource(before_commit=...).
-CRASHING_RUN = """
-import json, os, signal, sys
+# Runs the source in its own process; MUNGMO_FAULT_INJECTION=source.before_commit:N makes it
+# SIGKILL itself after transaction N's records reached the brokers, before N commits (core/faults.py).
+SOURCE_RUN = """
+import json, sys
 from sqlalchemy import create_engine
 from mungmo_pipelines.core.config import parse_connector
 from mungmo_pipelines.core.kafka_io import KafkaSettings
 from mungmo_pipelines.core.source import JdbcSource
 
-body, url, bootstrap, crash_at = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3], int(sys.argv[4])
-
-def die_before(transaction):
-    if transaction == crash_at:
-        os.kill(os.getpid(), signal.SIGKILL)
-
-JdbcSource(parse_connector(body), create_engine(url), KafkaSettings(bootstrap), before_commit=die_before).run()
+body, url, bootstrap = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
+JdbcSource(parse_connector(body), create_engine(url), KafkaSettings(bootstrap)).run()
 """
 
 
@@ -58,9 +54,14 @@ def test_kill_between_produce_and_commit_then_rerun_delivers_each_row_once(sandb
     sandbox.execute(database, "INSERT INTO pets (name) SELECT CONCAT('pet-', seq) FROM seq_2_to_95")
     body = sandbox.source_body(database, **options)
     url = sandbox.engine(database).url.render_as_string(hide_password=False)
-    env = {**os.environ, "PYTHONPATH": str(ROOT), "DAGSTER_HOME": str(ROOT / ".no-dagster-home")}
+    env = {
+        **os.environ,
+        "PYTHONPATH": str(ROOT),
+        "DAGSTER_HOME": str(ROOT / ".no-dagster-home"),
+        FAULT_INJECTION_ENV: "source.before_commit:4",
+    }
     crashed = subprocess.run(
-        [sys.executable, "-c", CRASHING_RUN, json.dumps(body), url, sandbox.kafka.bootstrap_servers, "4"],
+        [sys.executable, "-c", SOURCE_RUN, json.dumps(body), url, sandbox.kafka.bootstrap_servers],
         cwd=ROOT,
         env=env,
         capture_output=True,
