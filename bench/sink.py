@@ -34,24 +34,27 @@ from typing import Any
 
 import orjson
 import pymysql
+from pymysql.constants import FIELD_TYPE, FLAG
 from sqlalchemy import create_engine, make_url
 
 from mungmo_pipelines.core.config import SINK_CLASS, SinkConnectorConfig, parse_connector
 from mungmo_pipelines.core.connect_json import RowEncoder
 from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
-from mungmo_pipelines.core.mariadb_types import Column, field_codec
+from mungmo_pipelines.core.mariadb_types import BINARY_CHARSET, SourceColumn, field_codec
 from mungmo_pipelines.core.sink import SQL_MODE, JdbcSink
 from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
 
+UTF8MB4 = 45  # utf8mb4_general_ci, as the server describes text columns in result sets
+# The protocol's column definitions of a members table (what the source reads from the server).
 COLUMNS = [
-    Column("seq", "int", "int(11)", False),
-    Column("member_name", "varchar", "varchar(50)", False),
-    Column("pet_name", "varchar", "varchar(50)", True),
-    Column("neighbourhood", "varchar", "varchar(100)", False),
-    Column("walk_note", "text", "text", True),
-    Column("weight_kg", "decimal", "decimal(5,2)", True, 5, 2),
-    Column("neutered", "tinyint", "tinyint(4)", False),
-    Column("created_at", "datetime", "datetime(3)", False),
+    SourceColumn("seq", FIELD_TYPE.LONG, 11, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    SourceColumn("member_name", FIELD_TYPE.VAR_STRING, 200, 0, FLAG.NOT_NULL, UTF8MB4),
+    SourceColumn("pet_name", FIELD_TYPE.VAR_STRING, 200, 0, 0, UTF8MB4),
+    SourceColumn("neighbourhood", FIELD_TYPE.VAR_STRING, 400, 0, FLAG.NOT_NULL, UTF8MB4),
+    SourceColumn("walk_note", FIELD_TYPE.BLOB, 262140, 0, FLAG.BLOB, UTF8MB4),
+    SourceColumn("weight_kg", FIELD_TYPE.NEWDECIMAL, 7, 2, 0, BINARY_CHARSET),
+    SourceColumn("neutered", FIELD_TYPE.TINY, 4, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    SourceColumn("created_at", FIELD_TYPE.DATETIME, 23, 3, FLAG.NOT_NULL | FLAG.BINARY, BINARY_CHARSET),
 ]
 # What auto.create makes of those fields (the insert table has no key, the upsert table keys on seq).
 TABLE_DDL = (

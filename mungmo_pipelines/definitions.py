@@ -13,12 +13,14 @@ from mungmo_pipelines.assets.replication import (
     sink_topics,
     source_connector_asset,
     source_table_specs,
+    source_topics,
 )
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, EXPIRY_JOB_TAGS, verification_expiry_assets
 from mungmo_pipelines.core.config import Connectors, SinkConnectorConfig, SourceConnectorConfig, load_connectors
 from mungmo_pipelines.resources import VerificationExpiryResource, default_resources
 from mungmo_pipelines.schedules import verification_expiry_schedule
 from mungmo_pipelines.sensors.sink import sink_lag_sensor
+from mungmo_pipelines.sensors.source import source_change_sensor
 
 REPLICATE_ALL_JOB = "replicate_all"
 
@@ -46,9 +48,7 @@ def build_definitions(connectors: Connectors) -> Definitions:
         for spec in source_table_specs(source)
         if spec.key not in expiry.keys
     }
-    known_topics = {
-        source.topic_for(table) for source in connectors.sources for table in (source.table_whitelist or ("",))
-    }
+    known_topics = {topic for source in connectors.sources for topic in source_topics(source)}
     source_assets = {source.name: source_connector_asset(source) for source in connectors.sources}
     sink_assets = {sink.name: sink_connector_asset(sink, known_topics) for sink in connectors.sinks}
     connector_assets: dict[str, AssetsDefinition] = {**source_assets, **sink_assets}
@@ -98,6 +98,13 @@ def build_definitions(connectors: Connectors) -> Definitions:
         )
         for sink in connectors.sinks
     ]
+    # A source's changes run its pipeline job (source, then the sinks reading its topics) when it
+    # has one, else its own job; every job that runs the source counts as "in progress".
+    for source in connectors.sources:
+        pipeline = pipeline_job_name(source)
+        own_jobs = [job_name(source.name), REPLICATE_ALL_JOB] + ([pipeline] if pipeline in pipelines else [])
+        target = pipeline if pipeline in pipelines else job_name(source.name)
+        sensors.append(source_change_sensor(source, target, own_jobs))
     return Definitions(
         assets=[*table_specs.values(), *connector_assets.values(), expiry],
         asset_checks=[expiry_check],

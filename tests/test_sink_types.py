@@ -84,7 +84,8 @@ def column(data_type: str, column_type: str, precision: int | None = None, scale
         (schema("int32"), column("bigint", "bigint(20)"), True),
         (schema("int64"), column("int", "int(11)"), False),
         (schema("int16"), column("tinyint", "tinyint(3) unsigned"), True),
-        (schema("int8"), column("tinyint", "tinyint(1)"), False),
+        # TINYINT(1) is JDBC BIT to the source, so int8 (not boolean): an int8 field fits it.
+        (schema("int8"), column("tinyint", "tinyint(1)"), True),
         (schema("boolean"), column("tinyint", "tinyint(4)"), True),
         (schema("int64"), column("bigint", "bigint(20) unsigned"), True),
         (schema("float32"), column("double", "double"), True),

@@ -1,10 +1,13 @@
 """Replication assets: a source connector materializes topics, a sink connector target tables."""
 
+import functools
+import logging
 from collections.abc import Iterator
 from typing import Any
 
 from dagster import (
     AssetExecutionContext,
+    AssetKey,
     AssetObservation,
     AssetsDefinition,
     AssetSpec,
@@ -12,17 +15,49 @@ from dagster import (
     MetadataValue,
     multi_asset,
 )
+from sqlalchemy import create_engine
 
 from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
+from mungmo_pipelines.core import stack_env
 from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
 from mungmo_pipelines.core.sink import JdbcSink, SinkRun
-from mungmo_pipelines.core.source import JdbcSource
+from mungmo_pipelines.core.source import JdbcSource, TableRun, list_tables, resolve_tables
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
+log = logging.getLogger(__name__)
 
-def source_tables(config: SourceConnectorConfig) -> tuple[str, ...]:
-    """Tables known from the body itself; a query reads from no single table."""
-    return () if config.query else config.table_whitelist
+
+@functools.cache
+def source_tables(config: SourceConnectorConfig) -> tuple[str, ...] | None:
+    """The tables a source reads, for one asset each: its whitelist, or discovered when definitions load.
+
+    A query reads from no single table (``()``). Discovery needs the database; when it is
+    unreachable the connector gets one placeholder asset (``None`` here) and still copies every
+    table at run time; reloading the code location later lists the tables.
+    """
+    if config.query:
+        return ()
+    if config.table_whitelist:
+        return tuple(t.rpartition(".")[2].strip("`") for t in config.table_whitelist)
+    url = config.connection.on_server(stack_env.mariadb_server_url()).sqlalchemy_url()
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        with engine.connect() as conn:
+            return tuple(resolve_tables(config, list_tables(conn)))
+    except Exception as err:  # any failure to reach the database must not break loading definitions
+        log.warning(
+            "connector %r: could not list the tables of %s (%s); one placeholder asset stands for all of them",
+            config.name,
+            config.connection.describe(),
+            type(err).__name__,
+        )
+        return None
+    finally:
+        engine.dispose()
+
+
+def unlisted_topics_key(config: SourceConnectorConfig) -> AssetKey:
+    return AssetKey(["kafka", f"{job_name(config.name)}__topics"])
 
 
 def source_table_specs(config: SourceConnectorConfig) -> list[AssetSpec]:
@@ -34,13 +69,32 @@ def source_table_specs(config: SourceConnectorConfig) -> list[AssetSpec]:
             kinds={"mariadb"},
             description=f"Table `{database}.{table}`, read by source connector `{config.name}`.",
         )
-        for table in source_tables(config)
+        for table in source_tables(config) or ()
     ]
+
+
+def source_topics(config: SourceConnectorConfig) -> list[str]:
+    """The topics a source's assets stand for (none listed when its tables are unknown)."""
+    tables = source_tables(config)
+    return [config.topic_for(table) for table in (tables or ("",))] if tables is not None else []
+
+
+def _table_run_metadata(run: TableRun) -> dict[str, object]:
+    return {
+        "rows_read": run.rows,
+        "records_produced": run.rows,
+        "bytes_produced": run.bytes,
+        "transactions": run.transactions,
+        "offset_before": MetadataValue.json(run.offset_before or {}),
+        "offset_after": MetadataValue.json(run.offset_after or {}),
+        "held_back": run.held_back or "nothing",
+        "duration_s": round(run.seconds, 3),
+    }
 
 
 def source_connector_asset(config: SourceConnectorConfig) -> AssetsDefinition:
     database = config.connection.database
-    tables = source_tables(config) or ("",)
+    tables = source_tables(config)
     specs = [
         AssetSpec(
             topic_key(config.topic_for(table)),
@@ -52,28 +106,46 @@ def source_connector_asset(config: SourceConnectorConfig) -> AssetsDefinition:
             + f", produced by `{config.name}` (mode {config.mode}).",
             skippable=True,
         )
-        for table in tables
+        for table in (tables or ("",))
     ]
+    if tables is None:
+        specs = [
+            AssetSpec(
+                unlisted_topics_key(config),
+                group_name="kafka",
+                kinds={"kafka"},
+                description=f"The topics `{config.topic_prefix}<table>` of every table of `{database}` that "
+                f"`{config.name}` copies; the database was unreachable when definitions loaded, so the tables "
+                "are not listed one by one (reload the code location to list them).",
+                skippable=True,
+            )
+        ]
+    declared = {spec.key for spec in specs}
 
     @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False)
     def publish(
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
         source = JdbcSource(config, mariadb.engine(config.connection), kafka.settings())
-        for run in source.run().tables:
+        runs = source.run().tables
+        for run in runs:
             context.log.info(
                 f"{run.table} -> {run.topic}: {run.rows} rows, offset {run.offset_before} -> {run.offset_after}"
+                + (f"; held back: {run.held_back}" if run.held_back else "")
             )
+            if topic_key(run.topic) in declared:
+                yield MaterializeResult(asset_key=topic_key(run.topic), metadata=_table_run_metadata(run))
+            elif tables is not None:
+                context.log.warning(
+                    f"table {run.table} is newer than the loaded definitions; reload the code location to see its asset"
+                )
+        if tables is None:
             yield MaterializeResult(
-                asset_key=topic_key(run.topic),
+                asset_key=unlisted_topics_key(config),
                 metadata={
-                    "rows_read": run.rows,
-                    "records_produced": run.rows,
-                    "bytes_produced": run.bytes,
-                    "transactions": run.transactions,
-                    "offset_before": MetadataValue.json(run.offset_before or {}),
-                    "offset_after": MetadataValue.json(run.offset_after or {}),
-                    "duration_s": round(run.seconds, 3),
+                    "rows_read": sum(r.rows for r in runs),
+                    "bytes_produced": sum(r.bytes for r in runs),
+                    "tables": MetadataValue.json({r.table: _table_run_metadata(r)["rows_read"] for r in runs}),
                 },
             )
 

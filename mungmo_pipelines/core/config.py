@@ -189,6 +189,13 @@ def _regex(value: str) -> str:
     return value
 
 
+def _select(value: str) -> str:
+    statement = value.strip().rstrip(";").strip()
+    if statement and not re.match(r"(?is)^(select|with)\b", statement):
+        raise ValueError("expected a SELECT statement")
+    return statement
+
+
 def _json_converter(value: str) -> str:
     if value != JSON_CONVERTER:
         raise ValueError(f"expected {JSON_CONVERTER} (the only converter this project speaks), got {value!r}")
@@ -234,14 +241,14 @@ SOURCE_OPTIONS = _COMMON_OPTIONS | _options(
         REQUIRED,
         "how new rows are found",
     ),
-    Option("incrementing.column.name", _string, "", "strictly increasing column"),
+    Option("incrementing.column.name", _string, "", "strictly increasing column (default: the AUTO_INCREMENT one)"),
     Option("timestamp.column.name", _csv, (), "comma list; the first non-null one is the row's time"),
     Option("table.whitelist", _csv, (), "tables to copy"),
     Option("table.blacklist", _csv, (), "tables not to copy"),
     Option("table.types", _choice("table"), "table", "only base tables"),
-    Option("query", _string, "", "custom SELECT instead of tables"),
+    Option("query", _select, "", "custom SELECT instead of tables"),
     Option("topic.prefix", _string, REQUIRED, "topic = prefix + table (or the prefix alone with query)"),
-    Option("batch.max.rows", _int(1), 100, "rows per batch"),
+    Option("batch.max.rows", _int(1), 100, "rows per fetch (and per transaction with transaction.boundary=poll)"),
     Option("poll.interval.ms", _int(1), 5000, "how often the sensor looks for new rows"),
     Option("timestamp.delay.interval.ms", _int(0), 0, "rows younger than this wait"),
     Option("timestamp.initial", _optional_int, None, "first timestamp offset (ms since epoch, -1 = now)"),
@@ -250,8 +257,15 @@ SOURCE_OPTIONS = _COMMON_OPTIONS | _options(
         "numeric.mapping",
         _choice("none", "precision_only", "best_fit", "best_fit_eager_double"),
         "none",
-        "DECIMAL mapping",
+        "NUMERIC mapping; no effect with MariaDB, whose DECIMAL is not JDBC NUMERIC",
     ),
+    Option(
+        "transaction.boundary",
+        _choice("poll", "interval"),
+        "interval",
+        "when records and offsets commit: every batch.max.rows rows (poll) or every interval",
+    ),
+    Option("transaction.boundary.interval.ms", _int(1), 1000, "commit interval with transaction.boundary=interval"),
     Option("topic.creation.default.partitions", _int(1), 1, "partitions of created topics"),
     Option("topic.creation.default.replication.factor", _int(1), 1, "replication of created topics"),
     Option("offsets.storage.topic", _string, "", "compacted topic holding source offsets"),
@@ -318,6 +332,8 @@ class SourceConnectorConfig:
     topic_partitions: int
     topic_replication_factor: int
     offsets_topic: str
+    transaction_boundary: str = "interval"
+    transaction_interval_ms: int = 1000
     origin: str = ""
 
     def topic_for(self, table: str) -> str:
@@ -441,8 +457,12 @@ def _source(name: str, values: dict[str, Any], origin: str) -> SourceConnectorCo
         return ConnectorConfigError(name, key, problem, origin)
 
     mode = values["mode"]
-    if mode in ("incrementing", "timestamp+incrementing") and not values["incrementing.column.name"]:
-        raise fail("incrementing.column.name", f"required when mode is {mode}")
+    if (
+        mode in ("incrementing", "timestamp+incrementing")
+        and values["query"]
+        and not values["incrementing.column.name"]
+    ):
+        raise fail("incrementing.column.name", f"required when mode is {mode} with a query (no table to look it up in)")
     if mode in ("timestamp", "timestamp+incrementing") and not values["timestamp.column.name"]:
         raise fail("timestamp.column.name", f"required when mode is {mode}")
     if values["query"]:
@@ -470,6 +490,8 @@ def _source(name: str, values: dict[str, Any], origin: str) -> SourceConnectorCo
         topic_partitions=values["topic.creation.default.partitions"],
         topic_replication_factor=values["topic.creation.default.replication.factor"],
         offsets_topic=values["offsets.storage.topic"] or os.environ.get("MUNGMO_OFFSETS_TOPIC", DEFAULT_OFFSETS_TOPIC),
+        transaction_boundary=values["transaction.boundary"],
+        transaction_interval_ms=values["transaction.boundary.interval.ms"],
         origin=origin,
     )
 

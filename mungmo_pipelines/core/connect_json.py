@@ -8,6 +8,7 @@ sink reads theirs.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -17,10 +18,25 @@ import orjson
 
 from mungmo_pipelines.core.mariadb_types import FieldCodec
 
+# A \u00XX escape (after an even run of backslashes, so not an escaped backslash followed by "u").
+_LOWER_HEX_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
+
 
 def dumps(document: Any) -> bytes:
     """Compact UTF-8 JSON, as Jackson writes it for the JsonConverter."""
     return json.dumps(document, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+
+
+def jackson_json(document: Any) -> bytes:
+    """Compact UTF-8 JSON byte for byte as Jackson writes it in Kafka's ``JsonConverter``.
+
+    orjson matches Jackson except for the hex digits of ``\\u00XX`` control-character escapes,
+    which Jackson writes in upper case.
+    """
+    text = orjson.dumps(document)
+    if b"\\u00" in text:
+        text = _LOWER_HEX_ESCAPE.sub(lambda m: m[1] + b"\\u00" + m[2].upper(), text)
+    return text
 
 
 def struct_schema(fields: Sequence[dict[str, Any]], name: str | None, optional: bool = False) -> dict[str, Any]:
@@ -31,7 +47,11 @@ def struct_schema(fields: Sequence[dict[str, Any]], name: str | None, optional: 
 
 
 class RowEncoder:
-    """Turns one table's rows into (key, value) bytes; schemas are serialized once per table."""
+    """Turns one table's rows into (key, value) bytes; schemas are serialized once per table.
+
+    The value is the row as a struct named after the table; the key is the primary key as a
+    struct (``<table>.Key``), or null when there is none (the JDBC source always left it null).
+    """
 
     def __init__(self, codecs: Sequence[FieldCodec], schema_name: str | None, key_positions: Sequence[int]) -> None:
         self.value_schema = struct_schema([codec.schema for codec in codecs], schema_name)
@@ -43,8 +63,9 @@ class RowEncoder:
         )
         self._names = tuple(codec.schema["field"] for codec in codecs)
         self._encoders = tuple(codec.encode for codec in codecs)
-        self._value_prefix = b'{"schema":' + dumps(self.value_schema) + b',"payload":'
-        self._key_prefix = b'{"schema":' + dumps(self.key_schema) + b',"payload":' if self.key_schema else b""
+        self._key_names = tuple(self._names[i] for i in self.key_positions)
+        self._value_prefix = b'{"schema":' + jackson_json(self.value_schema) + b',"payload":'
+        self._key_prefix = b'{"schema":' + jackson_json(self.key_schema) + b',"payload":' if self.key_schema else b""
 
     def payload(self, row: Sequence[Any]) -> dict[str, Any]:
         return {
@@ -54,11 +75,11 @@ class RowEncoder:
 
     def encode(self, row: Sequence[Any]) -> tuple[bytes | None, bytes]:
         payload = self.payload(row)
-        value = self._value_prefix + dumps(payload) + b"}"
+        value = self._value_prefix + jackson_json(payload) + b"}"
         if not self.key_positions:
             return None, value
-        key_payload = {self._names[i]: payload[self._names[i]] for i in self.key_positions}
-        return self._key_prefix + dumps(key_payload) + b"}", value
+        key_payload = {name: payload[name] for name in self._key_names}
+        return self._key_prefix + jackson_json(key_payload) + b"}", value
 
 
 class MalformedRecord(ValueError):

@@ -1,8 +1,12 @@
-"""MariaDB column types to Kafka Connect schemas and back: the project's type-mapping table.
+"""MariaDB column types to Kafka Connect schemas and back: the project's type-mapping tables.
 
-``SOURCE_TYPES`` says how a MariaDB column becomes a Connect field (what Confluent's JDBC
-source emits for it through the MariaDB driver), ``SINK_TYPES`` how a Connect field becomes
-a MariaDB column when the sink creates or evolves a table. The README shows both tables.
+``SOURCE_TYPES`` says how a result-set column becomes a Connect field: what Confluent's JDBC
+source (kafka-connect-jdbc 10.6, ``GenericDatabaseDialect.addFieldToSchema`` and
+``columnConverterFor``) emits for it when it reads through MariaDB Connector/J 2.7, the driver
+the team ran. Columns are matched on the protocol's column definition (type code, length,
+flags, charset), which is exactly what that driver's ``ResultSetMetaData`` is computed from,
+so ``query`` mode gets the same mapping as tables. ``SINK_TYPES`` says how a Connect field
+becomes a MariaDB column when the sink creates or evolves a table. The README shows both.
 """
 
 from __future__ import annotations
@@ -10,25 +14,37 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import struct
 from collections.abc import Callable
 from dataclasses import dataclass
-from decimal import Decimal
+from decimal import Context, Decimal
 from typing import Any
 from zoneinfo import ZoneInfo
+
+import orjson
+from pymysql.constants import FIELD_TYPE, FLAG
 
 DECIMAL = "org.apache.kafka.connect.data.Decimal"
 TIMESTAMP = "org.apache.kafka.connect.data.Timestamp"
 DATE = "org.apache.kafka.connect.data.Date"
 TIME = "org.apache.kafka.connect.data.Time"
+DECIMAL_PRECISION = "connect.decimal.precision"
 
 EPOCH_DAY = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+NAIVE_EPOCH = dt.datetime(1970, 1, 1)
 UTC = ZoneInfo("UTC")
+MILLIS_PER_DAY = 86_400_000
+BINARY_CHARSET = 63
+
+
+class UnsupportedColumnType(ValueError):
+    """A column whose type has no Connect mapping."""
 
 
 @dataclass(frozen=True)
 class Column:
-    """A column as ``information_schema.COLUMNS`` describes it."""
+    """A column as ``information_schema.COLUMNS`` describes it (the sink's target tables)."""
 
     name: str
     data_type: str
@@ -42,12 +58,107 @@ class Column:
         return "unsigned" in self.column_type.lower()
 
 
+@dataclass(frozen=True)
+class SourceColumn:
+    """A result-set column as the server's protocol describes it (what the JDBC driver saw)."""
+
+    name: str
+    type_code: int
+    length: int
+    decimals: int
+    flags: int
+    charset: int
+
+    @classmethod
+    def from_field(cls, field: Any) -> SourceColumn:
+        """From a PyMySQL ``FieldDescriptorPacket`` (``cursor._result.fields``)."""
+        return cls(field.name, field.type_code, field.length, field.scale, field.flags, field.charsetnr)
+
+    @property
+    def unsigned(self) -> bool:
+        return bool(self.flags & FLAG.UNSIGNED)
+
+    @property
+    def nullable(self) -> bool:
+        return not self.flags & FLAG.NOT_NULL
+
+    @property
+    def binary(self) -> bool:
+        return self.charset == BINARY_CHARSET
+
+    @property
+    def auto_increment(self) -> bool:
+        return bool(self.flags & FLAG.AUTO_INCREMENT)
+
+    @property
+    def decimal_precision(self) -> int:
+        """Connector/J's ``getPrecision``: the length minus the sign and the point."""
+        return self.length - (0 if self.unsigned else 1) - (1 if self.decimals > 0 else 0)
+
+    @classmethod
+    def from_information_schema(cls, column: Column) -> SourceColumn:
+        """The column definition the server would send for a table column ``information_schema`` describes."""
+        data_type = column.data_type.lower()
+        type_code, text = _INFORMATION_SCHEMA_TYPES.get(data_type, (FIELD_TYPE.STRING, True))
+        flags = (0 if column.nullable else FLAG.NOT_NULL) | (FLAG.UNSIGNED if column.unsigned else 0)
+        decimals = column.numeric_scale or 0
+        if type_code == FIELD_TYPE.NEWDECIMAL:
+            length = (column.numeric_precision or 10) + (1 if decimals else 0) + (0 if column.unsigned else 1)
+        elif type_code == FIELD_TYPE.BIT:
+            length = column.numeric_precision or 1
+        else:
+            width = column.column_type.partition("(")[2].partition(")")[0]
+            length = int(width) if width.isdigit() else 0
+        return cls(column.name, type_code, length, decimals, flags, _UTF8MB4 if text else BINARY_CHARSET)
+
+
+_UTF8MB4 = 45
+# information_schema DATA_TYPE -> (protocol type, whether it is text), as the server sends such columns.
+_INFORMATION_SCHEMA_TYPES = {
+    "tinyint": (FIELD_TYPE.TINY, False),
+    "smallint": (FIELD_TYPE.SHORT, False),
+    "mediumint": (FIELD_TYPE.INT24, False),
+    "int": (FIELD_TYPE.LONG, False),
+    "bigint": (FIELD_TYPE.LONGLONG, False),
+    "decimal": (FIELD_TYPE.NEWDECIMAL, False),
+    "float": (FIELD_TYPE.FLOAT, False),
+    "double": (FIELD_TYPE.DOUBLE, False),
+    "bit": (FIELD_TYPE.BIT, False),
+    "date": (FIELD_TYPE.DATE, False),
+    "time": (FIELD_TYPE.TIME, False),
+    "datetime": (FIELD_TYPE.DATETIME, False),
+    "timestamp": (FIELD_TYPE.TIMESTAMP, False),
+    "year": (FIELD_TYPE.YEAR, False),
+    "char": (FIELD_TYPE.STRING, True),
+    "varchar": (FIELD_TYPE.VAR_STRING, True),
+    "tinytext": (FIELD_TYPE.BLOB, True),
+    "text": (FIELD_TYPE.BLOB, True),
+    "mediumtext": (FIELD_TYPE.BLOB, True),
+    "longtext": (FIELD_TYPE.BLOB, True),
+    "json": (FIELD_TYPE.BLOB, True),
+    "binary": (FIELD_TYPE.STRING, False),
+    "varbinary": (FIELD_TYPE.VAR_STRING, False),
+    "tinyblob": (FIELD_TYPE.BLOB, False),
+    "blob": (FIELD_TYPE.BLOB, False),
+    "mediumblob": (FIELD_TYPE.BLOB, False),
+    "longblob": (FIELD_TYPE.BLOB, False),
+    **dict.fromkeys(
+        ("geometry", "point", "linestring", "polygon", "multipoint", "multilinestring", "multipolygon",
+         "geometrycollection"),
+        (FIELD_TYPE.GEOMETRY, False),
+    ),
+}  # fmt: skip
+
 Encoder = Callable[[Any], Any]
 
 
 @dataclass(frozen=True)
 class FieldCodec:
-    """How one column's values are written into a Connect JSON payload."""
+    """How one column's values are written into a Connect JSON payload.
+
+    ``encode`` returns a value ``orjson`` writes exactly as Jackson does (str, int, None) or an
+    ``orjson.Fragment`` of pre-rendered JSON (floats in Java's ``toString`` form).
+    """
 
     schema: dict[str, Any]
     encode: Encoder
@@ -64,200 +175,393 @@ def _base64(value: bytes) -> str:
     return base64.b64encode(value).decode("ascii")
 
 
-def _bit_bool(value: bytes | int) -> bool:
-    return (int.from_bytes(value, "big") if isinstance(value, bytes) else int(value)) != 0
+def _bit_number(value: bytes) -> int:
+    return int.from_bytes(value, "big")
 
 
-def _flag(value: int) -> bool:
-    return value != 0
-
-
-def _float(value: Any) -> float:
-    return float(value)
-
-
-def unscaled_bytes(value: Decimal, scale: int) -> bytes:
-    """Java's ``BigInteger.toByteArray()`` of the unscaled value: minimal two's complement."""
-    unscaled = int(value.scaleb(scale).to_integral_value())
+def unscaled_bytes(unscaled: int) -> bytes:
+    """Java's ``BigInteger.toByteArray()``: minimal big-endian two's complement."""
     length = ((unscaled if unscaled >= 0 else ~unscaled).bit_length() + 8) // 8
     return unscaled.to_bytes(length, "big", signed=True)
 
 
+# MariaDB decimals have at most 65 digits; the default context would round them to 28.
+_EXACT = Context(prec=100)
+
+
 def _decimal(scale: int) -> Encoder:
-    return lambda value: _base64(unscaled_bytes(Decimal(value), scale))
+    def encode(value: Decimal) -> str:
+        return _base64(unscaled_bytes(int(value.scaleb(scale, _EXACT))))
+
+    return encode
 
 
-def _int_from_decimal(value: Decimal) -> int:
-    return int(value)
+def _unsigned_bigint(value: int) -> str:
+    return _base64(unscaled_bytes(value))
 
 
-def _days(value: dt.date) -> int:
-    return (value - EPOCH_DAY).days
+def java_number_text(digits: str, exponent: int) -> str:
+    """Java's ``Double.toString`` layout for the decimal ``0.<digits> * 10**exponent``.
+
+    Plain notation for 1e-3 <= |x| < 1e7, else ``d.dddE<n>``; always a digit after the point.
+    """
+    scientific = exponent - 1
+    if -3 <= scientific < 7:
+        if exponent <= 0:
+            return "0." + "0" * -exponent + digits
+        if exponent >= len(digits):
+            return digits + "0" * (exponent - len(digits)) + ".0"
+        return digits[:exponent] + "." + digits[exponent:]
+    return f"{digits[0]}.{digits[1:] or '0'}E{scientific}"
 
 
-def _year_days(value: int) -> int:
-    return (dt.date(int(value), 1, 1) - EPOCH_DAY).days
+def _shortest_digits(text: str) -> tuple[str, int]:
+    """``1.25e-05`` -> ("125", -4): significant digits and the exponent of 0.<digits>."""
+    mantissa, _, exp = text.partition("e")
+    whole, _, fraction = mantissa.partition(".")
+    digits = (whole + fraction).lstrip("0")
+    exponent = int(exp or 0) + len(whole) - (len(whole + fraction) - len(digits))
+    digits = digits.rstrip("0")
+    return digits, exponent
 
 
-def _time_ms(value: dt.timedelta | dt.time) -> int:
-    if isinstance(value, dt.time):
-        value = dt.timedelta(
-            hours=value.hour, minutes=value.minute, seconds=value.second, microseconds=value.microsecond
+def _java_digits(value: float, shortest: str) -> tuple[str, int]:
+    """JDK 19+ digit choice: the shortest that round-trips, but never fewer than two (4.9E-324)."""
+    digits, exponent = _shortest_digits(shortest)
+    if len(digits) == 1:
+        digits, exponent = _shortest_digits(f"{value:.1e}")
+    return digits, exponent
+
+
+def java_double_text(value: float) -> str:
+    """``Double.toString`` (JDK 19+, shortest round-trip digits), as Jackson writes a float64."""
+    if value == 0:
+        return "-0.0" if str(value).startswith("-") else "0.0"
+    sign = "-" if value < 0 else ""
+    return sign + java_number_text(*_java_digits(abs(value), repr(abs(value))))
+
+
+def _float32(value: float) -> float:
+    """The nearest float32; values beyond its range become infinite, as in Java's ``(float)`` cast."""
+    try:
+        return struct.unpack("<f", struct.pack("<f", value))[0]
+    except OverflowError:
+        return float("inf") if value > 0 else float("-inf")
+
+
+def java_float_text(value: float) -> str:
+    """``Float.toString`` of the float32 Connector/J's ``getFloat`` makes of the value."""
+    single = _float32(value)
+    if single == 0:
+        return "-0.0" if str(single).startswith("-") else "0.0"
+    for precision in range(1, 10):
+        text = f"{abs(single):.{precision - 1}e}"
+        if _float32(float(text)) == abs(single):
+            break
+    sign = "-" if single < 0 else ""
+    return sign + java_number_text(*_java_digits(abs(single), text))
+
+
+def _float32_json(value: float) -> orjson.Fragment:
+    return orjson.Fragment(java_float_text(value))
+
+
+def _float64_json(value: float) -> orjson.Fragment:
+    return orjson.Fragment(java_double_text(value))
+
+
+def _zero_temporal(column: SourceColumn, value: Any) -> None:
+    """Zero dates (``0000-00-00``) read as NULL, as Connector/J returns them."""
+    if value not in ("0000-00-00", "0000-00-00 00:00:00") and not str(value).startswith("0000-00-00 00:00:00."):
+        raise ValueError(f"column {column.name!r}: {value!r} is not a valid date")
+    if not column.nullable:
+        raise ValueError(
+            f"column {column.name!r} is NOT NULL but holds the zero date {value!r}, which reads as NULL "
+            "(the JDBC source failed on it the same way)"
         )
-    if not dt.timedelta(0) <= value < dt.timedelta(days=1):
-        raise ValueError(f"TIME value {value} is outside 00:00:00-23:59:59, which a Connect Time cannot hold")
-    return value // dt.timedelta(milliseconds=1)
+
+
+def _days(column: SourceColumn) -> Encoder:
+    def encode(value: dt.date | str) -> int | None:
+        if isinstance(value, str):
+            return _zero_temporal(column, value)
+        return (value - EPOCH_DAY).days
+
+    return encode
+
+
+def _year_days(column: SourceColumn) -> Encoder:
+    def encode(value: int) -> int | None:
+        if value == 0:
+            return _zero_temporal(column, "0000-00-00")
+        return (dt.date(value, 1, 1) - EPOCH_DAY).days
+
+    return encode
+
+
+def _time_millis(column: SourceColumn) -> Encoder:
+    def encode(value: dt.timedelta) -> int:
+        millis = value // dt.timedelta(milliseconds=1)
+        if not 0 <= millis <= MILLIS_PER_DAY:
+            raise ValueError(
+                f"column {column.name!r}: TIME {value} is outside 00:00:00-24:00:00, which a Connect Time "
+                "cannot hold (the JDBC source failed on it too)"
+            )
+        return millis
+
+    return encode
 
 
 def epoch_millis(value: dt.datetime, zone: dt.tzinfo) -> int:
+    """Milliseconds since the epoch (floored, as ``java.sql.Timestamp.getTime``) of a wall-clock time."""
+    if zone is UTC and value.tzinfo is None:
+        return (value - NAIVE_EPOCH) // dt.timedelta(milliseconds=1)
     aware = value if value.tzinfo else value.replace(tzinfo=zone)
     return (aware - EPOCH) // dt.timedelta(milliseconds=1)
 
 
-def _timestamp(zone: dt.tzinfo) -> Encoder:
-    return lambda value: epoch_millis(value, zone)
+def _timestamp(column: SourceColumn, zone: dt.tzinfo) -> Encoder:
+    def encode(value: dt.datetime | str) -> int | None:
+        if isinstance(value, str):
+            return _zero_temporal(column, value)
+        return epoch_millis(value, zone)
+
+    return encode
 
 
 # --- the source table ----------------------------------------------------------------------
 
-
-def _int_type_for_precision(precision: int) -> str:
-    if precision > 9:
-        return "int64"
-    if precision > 4:
-        return "int32"
-    if precision > 2:
-        return "int16"
-    return "int8"
-
-
-def _decimal_field(column: Column, numeric_mapping: str) -> tuple[dict[str, Any], Encoder]:
-    precision = column.numeric_precision or 65
-    scale = column.numeric_scale or 0
-    if numeric_mapping in ("precision_only", "best_fit", "best_fit_eager_double") and scale == 0 and precision < 19:
-        return {"type": _int_type_for_precision(precision)}, _int_from_decimal
-    if (numeric_mapping == "best_fit" and scale > 0 and precision < 19) or (
-        numeric_mapping == "best_fit_eager_double" and scale > 0
-    ):
-        return {"type": "float64"}, _float
-    return {"type": "bytes", "name": DECIMAL, "version": 1, "parameters": {"scale": str(scale)}}, _decimal(scale)
+Build = Callable[[SourceColumn, dt.tzinfo], tuple[dict[str, Any], Encoder]]
 
 
 @dataclass(frozen=True)
 class SourceType:
-    """One row of the source mapping: which columns it matches and what they become."""
+    """One row of the source mapping: which columns it matches and what they become.
+
+    ``jdbc`` is the ``java.sql.Types`` Connector/J 2.7 reports, which decided the JDBC source's
+    schema; ``note`` says where this project deliberately differs from the JDBC source.
+    """
 
     mariadb: str
+    jdbc: str
     connect: str
-    matches: Callable[[Column], bool]
-    build: Callable[[Column, str, dt.tzinfo], tuple[dict[str, Any], Encoder]]
+    payload: str
+    matches: Callable[[SourceColumn], bool]
+    build: Build
+    note: str = ""
 
 
-def _of(*data_types: str, unsigned: bool | None = None) -> Callable[[Column], bool]:
-    def matches(column: Column) -> bool:
-        return column.data_type in data_types and (unsigned is None or column.unsigned == unsigned)
+def _types(*codes: int, unsigned: bool | None = None, binary: bool | None = None) -> Callable[[SourceColumn], bool]:
+    def matches(column: SourceColumn) -> bool:
+        return (
+            column.type_code in codes
+            and (unsigned is None or column.unsigned == unsigned)
+            and (binary is None or column.binary == binary)
+        )
 
     return matches
 
 
-def _plain(connect_type: str, encoder: Encoder = _same) -> Callable[..., tuple[dict[str, Any], Encoder]]:
-    return lambda column, numeric_mapping, zone: ({"type": connect_type}, encoder)
+def _is_tinyint1(unsigned: bool) -> Callable[[SourceColumn], bool]:
+    """Display width 1: Connector/J's ``tinyInt1isBit`` (on by default) reports ``BIT``."""
+    return lambda c: c.type_code == FIELD_TYPE.TINY and c.length == 1 and c.unsigned == unsigned
 
 
-def _logical(connect_type: str, name: str, encoder: Encoder) -> Callable[..., tuple[dict[str, Any], Encoder]]:
-    return lambda column, numeric_mapping, zone: ({"type": connect_type, "name": name, "version": 1}, encoder)
+def _is_bit1(column: SourceColumn) -> bool:
+    return column.type_code == FIELD_TYPE.BIT and column.length == 1
 
 
-def _is_tinyint1(column: Column) -> bool:
-    return column.data_type == "tinyint" and column.column_type.lower().startswith("tinyint(1)")
+def _plain(connect_type: str, encoder: Encoder = _same) -> Build:
+    return lambda column, zone: ({"type": connect_type}, encoder)
 
 
-def _is_bit1(column: Column) -> bool:
-    return column.data_type == "bit" and (column.numeric_precision or 1) == 1
+def _logical(connect_type: str, name: str, encoder: Callable[[SourceColumn], Encoder]) -> Build:
+    return lambda column, zone: ({"type": connect_type, "name": name, "version": 1}, encoder(column))
 
+
+def _decimal_schema(scale: int, precision: int) -> dict[str, Any]:
+    parameters = {"scale": str(scale), DECIMAL_PRECISION: str(precision)}
+    return {"type": "bytes", "name": DECIMAL, "version": 1, "parameters": parameters}
+
+
+_TEXT = (FIELD_TYPE.VAR_STRING, FIELD_TYPE.STRING, FIELD_TYPE.VARCHAR, FIELD_TYPE.JSON)
+_BLOBS = (FIELD_TYPE.TINY_BLOB, FIELD_TYPE.MEDIUM_BLOB, FIELD_TYPE.LONG_BLOB, FIELD_TYPE.BLOB)
 
 SOURCE_TYPES: tuple[SourceType, ...] = (
-    SourceType("BOOLEAN / TINYINT(1)", "boolean", _is_tinyint1, _plain("boolean", _flag)),
-    SourceType("BIT(1)", "boolean", _is_bit1, _plain("boolean", _bit_bool)),
-    SourceType("BIT(n>1)", "bytes (base64)", _of("bit"), _plain("bytes", _base64)),
-    SourceType("TINYINT", "int8", _of("tinyint", unsigned=False), _plain("int8")),
-    SourceType("TINYINT UNSIGNED", "int16", _of("tinyint", unsigned=True), _plain("int16")),
-    SourceType("SMALLINT", "int16", _of("smallint", unsigned=False), _plain("int16")),
     SourceType(
-        "SMALLINT UNSIGNED, MEDIUMINT [UNSIGNED], INT",
+        "TINYINT(1), BOOLEAN",
+        "BIT",
+        "int8",
+        "the stored number (0 or 1 for booleans)",
+        _is_tinyint1(unsigned=False),
+        _plain("int8"),
+    ),
+    SourceType(
+        "TINYINT(1) UNSIGNED",
+        "BIT",
+        "int16",
+        "number",
+        _is_tinyint1(unsigned=True),
+        _plain("int16"),
+        "JDBC source: int8, failing on values above 127",
+    ),
+    SourceType("TINYINT", "TINYINT", "int8", "number", _types(FIELD_TYPE.TINY, unsigned=False), _plain("int8")),
+    SourceType(
+        "TINYINT UNSIGNED", "TINYINT", "int16", "number", _types(FIELD_TYPE.TINY, unsigned=True), _plain("int16")
+    ),
+    SourceType("SMALLINT", "SMALLINT", "int16", "number", _types(FIELD_TYPE.SHORT, unsigned=False), _plain("int16")),
+    SourceType(
+        "SMALLINT UNSIGNED", "SMALLINT", "int32", "number", _types(FIELD_TYPE.SHORT, unsigned=True), _plain("int32")
+    ),
+    SourceType(
+        "MEDIUMINT, INT",
+        "INTEGER",
         "int32",
-        lambda c: _of("smallint", unsigned=True)(c) or _of("mediumint")(c) or _of("int", unsigned=False)(c),
+        "number",
+        _types(FIELD_TYPE.INT24, FIELD_TYPE.LONG, unsigned=False),
         _plain("int32"),
     ),
     SourceType(
-        "INT UNSIGNED, BIGINT",
+        "MEDIUMINT UNSIGNED, INT UNSIGNED",
+        "INTEGER",
         "int64",
-        lambda c: _of("int", unsigned=True)(c) or _of("bigint", unsigned=False)(c),
+        "number",
+        _types(FIELD_TYPE.INT24, FIELD_TYPE.LONG, unsigned=True),
         _plain("int64"),
     ),
+    SourceType("BIGINT", "BIGINT", "int64", "number", _types(FIELD_TYPE.LONGLONG, unsigned=False), _plain("int64")),
     SourceType(
         "BIGINT UNSIGNED",
-        "Decimal scale 0 (the JDBC source's int64 overflowed above 2^63-1)",
-        _of("bigint", unsigned=True),
-        lambda column, numeric_mapping, zone: (
-            {"type": "bytes", "name": DECIMAL, "version": 1, "parameters": {"scale": "0"}},
-            _decimal(0),
-        ),
+        "BIGINT",
+        "Decimal, scale 0, precision 20",
+        "base64 of the unscaled value",
+        _types(FIELD_TYPE.LONGLONG, unsigned=True),
+        lambda column, zone: (_decimal_schema(0, 20), _unsigned_bigint),
+        "JDBC source: int64, failing above 9223372036854775807",
     ),
-    SourceType("DECIMAL(p,s)", "Decimal (see numeric.mapping)", _of("decimal"), lambda c, m, z: _decimal_field(c, m)),
-    SourceType("FLOAT", "float32", _of("float"), _plain("float32", _float)),
-    SourceType("DOUBLE", "float64", _of("double"), _plain("float64", _float)),
     SourceType(
-        "CHAR, VARCHAR, TINYTEXT..LONGTEXT, JSON, ENUM, SET",
+        "DECIMAL(p,s), NUMERIC",
+        "DECIMAL",
+        "Decimal, scale s, connect.decimal.precision p",
+        "base64 of the big-endian two's-complement unscaled value",
+        _types(FIELD_TYPE.NEWDECIMAL, FIELD_TYPE.DECIMAL),
+        lambda column, zone: (_decimal_schema(column.decimals, column.decimal_precision), _decimal(column.decimals)),
+    ),
+    SourceType(
+        "FLOAT",
+        "REAL",
+        'float32 (JSON schema type "float")',
+        "number as Java's Float.toString",
+        _types(FIELD_TYPE.FLOAT),
+        _plain("float", _float32_json),
+    ),
+    SourceType(
+        "DOUBLE, REAL",
+        "DOUBLE",
+        'float64 (JSON schema type "double")',
+        "number as Java's Double.toString",
+        _types(FIELD_TYPE.DOUBLE),
+        _plain("double", _float64_json),
+    ),
+    SourceType("BIT(1)", "BIT", "int8", "0 or 1", _is_bit1, _plain("int8", _bit_number)),
+    SourceType(
+        "BIT(n), n > 1",
+        "VARBINARY",
+        "bytes",
+        "base64 of the big-endian bits",
+        _types(FIELD_TYPE.BIT),
+        _plain("bytes", _base64),
+    ),
+    SourceType(
+        "CHAR, VARCHAR, TINYTEXT..LONGTEXT, JSON, ENUM, SET, UUID, INET4, INET6",
+        "CHAR, VARCHAR, LONGVARCHAR",
         "string",
-        _of("char", "varchar", "tinytext", "text", "mediumtext", "longtext", "json", "enum", "set", "longtext"),
+        "string (UTF-8, as stored)",
+        _types(*_TEXT, *_BLOBS, binary=False),
         _plain("string"),
     ),
     SourceType(
-        "BINARY, VARBINARY, TINYBLOB..LONGBLOB",
-        "bytes (base64)",
-        _of("binary", "varbinary", "tinyblob", "blob", "mediumblob", "longblob"),
+        "BINARY, VARBINARY, TINYBLOB..LONGBLOB, GEOMETRY",
+        "BINARY, VARBINARY, LONGVARBINARY",
+        "bytes",
+        "base64",
+        _types(*_TEXT, *_BLOBS, FIELD_TYPE.GEOMETRY, binary=True),
         _plain("bytes", _base64),
     ),
-    SourceType("DATE", "Date (days since epoch)", _of("date"), _logical("int32", DATE, _days)),
     SourceType(
-        "YEAR", "Date of 1 January (the driver's yearIsDateType)", _of("year"), _logical("int32", DATE, _year_days)
+        "DATE",
+        "DATE",
+        "Date",
+        "days since 1970-01-01; the zero date is null",
+        _types(FIELD_TYPE.DATE),
+        _logical("int32", DATE, _days),
     ),
-    SourceType("TIME", "Time (ms since midnight)", _of("time"), _logical("int32", TIME, _time_ms)),
+    SourceType(
+        "YEAR",
+        "DATE (yearIsDateType)",
+        "Date",
+        "days since 1970-01-01 of 1 January; 0000 is null",
+        _types(FIELD_TYPE.YEAR),
+        _logical("int32", DATE, _year_days),
+        "JDBC source: YEAR 0000 became a pre-Gregorian date",
+    ),
+    SourceType(
+        "TIME(0-6)",
+        "TIME",
+        "Time",
+        "milliseconds since midnight (00:00:00 to 24:00:00)",
+        _types(FIELD_TYPE.TIME),
+        _logical("int32", TIME, _time_millis),
+        "JDBC source: shifted by db.timezone's 1970 UTC offset (same with the default UTC)",
+    ),
     SourceType(
         "DATETIME(0-6)",
-        "Timestamp (epoch ms, read in db.timezone)",
-        _of("datetime"),
-        lambda column, numeric_mapping, zone: (
-            {"type": "int64", "name": TIMESTAMP, "version": 1},
-            _timestamp(zone),
-        ),
+        "TIMESTAMP",
+        "Timestamp",
+        "milliseconds since the epoch of the wall-clock time in db.timezone; the zero date is null",
+        _types(FIELD_TYPE.DATETIME),
+        lambda column, zone: ({"type": "int64", "name": TIMESTAMP, "version": 1}, _timestamp(column, zone)),
     ),
     SourceType(
         "TIMESTAMP(0-6)",
-        "Timestamp (epoch ms; the instant MariaDB stores)",
-        _of("timestamp"),
-        lambda column, numeric_mapping, zone: ({"type": "int64", "name": TIMESTAMP, "version": 1}, _timestamp(UTC)),
+        "TIMESTAMP",
+        "Timestamp",
+        "milliseconds since the epoch of the stored instant",
+        _types(FIELD_TYPE.TIMESTAMP),
+        lambda column, zone: ({"type": "int64", "name": TIMESTAMP, "version": 1}, _timestamp(column, UTC)),
+        "JDBC source: the session's text read in db.timezone (the same when the server runs in db.timezone)",
     ),
 )
 
 
-class UnsupportedColumnType(ValueError):
-    """A column whose type has no Connect mapping."""
+def source_type(column: SourceColumn) -> SourceType:
+    for candidate in SOURCE_TYPES:
+        if candidate.matches(column):
+            return candidate
+    raise UnsupportedColumnType(f"column {column.name!r} has protocol type {column.type_code}, which has no mapping")
 
 
-def field_codec(column: Column, numeric_mapping: str = "none", zone: dt.tzinfo = UTC) -> FieldCodec:
+def field_codec(column: SourceColumn, zone: dt.tzinfo = UTC) -> FieldCodec:
     """The Connect field schema (in JsonConverter's key order) and encoder for a column."""
-    for source_type in SOURCE_TYPES:
-        if source_type.matches(column):
-            parts, encoder = source_type.build(column, numeric_mapping, zone)
-            schema: dict[str, Any] = {"type": parts["type"], "optional": column.nullable}
-            for key in ("name", "version", "parameters"):
-                if key in parts:
-                    schema[key] = parts[key]
-            schema["field"] = column.name
-            return FieldCodec(schema, encoder)
-    raise UnsupportedColumnType(f"column {column.name!r} has type {column.column_type!r}, which has no Connect mapping")
+    parts, encoder = source_type(column).build(column, zone)
+    schema: dict[str, Any] = {"type": parts["type"], "optional": column.nullable}
+    for key in ("name", "version", "parameters"):
+        if key in parts:
+            schema[key] = parts[key]
+    schema["field"] = column.name
+    return FieldCodec(schema, encoder)
+
+
+def source_types_markdown() -> str:
+    """``SOURCE_TYPES`` as the README's table."""
+    lines = [
+        "| MariaDB column | JDBC type (Connector/J 2.7) | Connect schema | JSON payload "
+        "| differs from the JDBC source |",
+        "| --- | --- | --- | --- | --- |",
+    ]
+    for row in SOURCE_TYPES:
+        lines.append(f"| {row.mariadb} | {row.jdbc} | {row.connect} | {row.payload} | {row.note or '—'} |")
+    return "\n".join(lines)
 
 
 # --- the sink table ------------------------------------------------------------------------
@@ -504,7 +808,7 @@ def column_holds(schema: dict[str, Any], column: Column) -> bool:
     BIGINT column, Decimal scale 2 into DECIMAL(10,4)). Lengths and ranges within a type
     (VARCHAR(20), TIMESTAMP's 2038) are checked per value by MariaDB's strict mode instead.
     """
-    stored = field_codec(column).schema
+    stored = field_codec(SourceColumn.from_information_schema(column)).schema
     stored_kind, kind = connect_kind(stored), connect_kind(schema)
     if kind not in sink_type(stored).holds:
         return False

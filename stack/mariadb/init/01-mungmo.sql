@@ -8,3 +8,5 @@ GRANT ALL PRIVILEGES ON `mungMo`.* TO 'mungmo'@'%';
 GRANT ALL PRIVILEGES ON `mungmoMember`.* TO 'mungmo'@'%';
 -- Tests create their own mungmo_test_* databases through the admin (root) URL.
 GRANT ALL PRIVILEGES ON `mungmo\_test\_%`.* TO 'mungmo'@'%';
+-- The source reads information_schema.INNODB_TRX (open transactions) so it never skips rows.
+GRANT PROCESS ON *.* TO 'mungmo'@'%';

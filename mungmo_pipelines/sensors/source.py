@@ -1,0 +1,144 @@
+"""A change sensor per source connector: the Kafka Connect poll loop, as Dagster runs.
+
+Each tick compares the newest value of every table's offset column (one indexed ``MAX()``)
+with the offset stored in the offsets topic, read incrementally from where the previous tick
+stopped (positions and offsets live in the sensor's JSON cursor), and requests one run of
+the target job when a table is behind. The ``run_key`` is derived from what was probed, so
+one change never triggers two runs; a run that could not catch up (rows held back by an open
+transaction, or timestamps still inside ``timestamp.delay.interval.ms``) is retried once per
+poll interval with a numbered ``run_key``, and never while a job that runs the source is queued
+or running (two runs of one source would fence each other's transactional producer).
+"""
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from dagster import (
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from mungmo_pipelines.assets.keys import job_name
+from mungmo_pipelines.core.config import SourceConnectorConfig
+from mungmo_pipelines.core.source import GAP_HORIZON, SourceOffsetStore, probe_changes
+from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+
+CONNECTOR_TAG = "mungmo/source"
+# The sensor daemon evaluates sensors at most every 5 s (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME).
+DAEMON_MIN_INTERVAL_S = 5
+IN_PROGRESS = [
+    DagsterRunStatus.QUEUED,
+    DagsterRunStatus.NOT_STARTED,
+    DagsterRunStatus.STARTING,
+    DagsterRunStatus.STARTED,
+    DagsterRunStatus.CANCELING,
+]
+
+
+@dataclass
+class ChangeCursor:
+    """What the sensor keeps between ticks (JSON in Dagster's cursor)."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, dict] = field(default_factory=dict)
+    state: str = ""
+    attempt: int = 0
+    requested_at: float = 0.0
+
+    @classmethod
+    def load(cls, text: str | None) -> "ChangeCursor":
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def minimum_interval_seconds(config: SourceConnectorConfig) -> int:
+    """``poll.interval.ms`` in whole seconds, no shorter than the daemon's loop."""
+    return max(DAEMON_MIN_INTERVAL_S, math.ceil(config.poll_interval_ms / 1000))
+
+
+def source_change_sensor(
+    config: SourceConnectorConfig, target_job: str, source_jobs: Sequence[str] = ()
+) -> SensorDefinition:
+    """Requests ``target_job`` when ``config``'s tables have rows past their offsets.
+
+    ``source_jobs`` are the other jobs that run this source (its own job, pipelines, all); none of
+    them may be queued or running when a run is requested.
+    """
+    interval = minimum_interval_seconds(config)
+    busy_jobs = list(dict.fromkeys([target_job, *source_jobs]))
+
+    @sensor(
+        name=f"{job_name(config.name)}_changes",
+        job_name=target_job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Polls the tables of source connector `{config.name}` every {interval}s "
+        f"(poll.interval.ms={config.poll_interval_ms}) and runs `{target_job}` when rows are past the stored offsets.",
+    )
+    def changes(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
+        cursor = ChangeCursor.load(context.cursor)
+        store = SourceOffsetStore(kafka.settings(), config.offsets_topic)
+        try:
+            known = {k.encode(): v for k, v in cursor.offsets.items()}
+            since = {int(p): o for p, o in cursor.positions.items()}
+            offsets, positions = store.read(config.name, since, known)
+        except LookupError:  # no offsets topic yet: nothing was ever delivered
+            offsets, positions = {}, {}
+        cursor.offsets = {k.decode(): v for k, v in offsets.items()}
+        cursor.positions = {str(p): o for p, o in positions.items()}
+        engine = mariadb.engine(config.connection)
+        try:
+            probes = probe_changes(config, engine, offsets)
+        finally:
+            engine.dispose()
+        behind = [p.table for p in probes if p.behind]
+        if not behind:
+            cursor.state, cursor.attempt = "", 0
+            return SensorResult(skip_reason=SkipReason("every table is at its offset"), cursor=cursor.dump())
+        for job in busy_jobs:
+            running = context.instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
+            if running:
+                return SensorResult(
+                    skip_reason=SkipReason(f"run {running[0].run_id} of {job} is {running[0].status.value.lower()}"),
+                    cursor=cursor.dump(),
+                )
+        now = time.time()
+        if config.mode == "bulk":
+            state = f"bulk-{int(now // interval)}"
+        else:
+            # The gap horizon is the source's own note, not progress: a held-back run that only
+            # stored one must wait a poll interval like any other retry.
+            probed = [
+                (p.table, p.newest, {k: v for k, v in (p.stored or {}).items() if k != GAP_HORIZON}) for p in probes
+            ]
+            state = hashlib.sha256(json.dumps(probed, sort_keys=True).encode()).hexdigest()[:16]
+        if state == cursor.state:
+            if now - cursor.requested_at < interval:
+                return SensorResult(
+                    skip_reason=SkipReason("waiting a poll interval before retrying"), cursor=cursor.dump()
+                )
+            cursor.attempt += 1
+        else:
+            cursor.state, cursor.attempt = state, 0
+        cursor.requested_at = now
+        request = RunRequest(
+            run_key=f"{config.name}:{state}:{cursor.attempt}",
+            tags={CONNECTOR_TAG: config.name},
+        )
+        context.log.info(f"{config.name}: {', '.join(behind)} behind their offsets (attempt {cursor.attempt})")
+        return SensorResult(run_requests=[request], cursor=cursor.dump())
+
+    return changes

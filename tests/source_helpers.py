@@ -1,0 +1,84 @@
+"""Shared helpers for the source tests: run a connector body, read its topic, hold transactions open."""
+
+from __future__ import annotations
+
+import json
+import time
+from collections.abc import Callable
+from typing import Any
+
+import pymysql
+from kafka import TopicPartition
+from sqlalchemy import make_url
+
+from mungmo_pipelines.core.config import SourceConnectorConfig, parse_connector
+from mungmo_pipelines.core.kafka_io import read_to_end, topic_partitions
+from mungmo_pipelines.core.source import JdbcSource, SourceOffsetStore, SourceRun
+from mungmo_pipelines.core.stack_env import mariadb_admin_url
+from tests.conftest import Sandbox
+
+
+def source_config(sandbox: Sandbox, database: str, **options: str) -> SourceConnectorConfig:
+    config = parse_connector(sandbox.source_body(database, **options))
+    assert isinstance(config, SourceConnectorConfig)
+    return config
+
+
+def run_source(sandbox: Sandbox, config: SourceConnectorConfig, database: str) -> SourceRun:
+    return JdbcSource(config, sandbox.engine(database), sandbox.kafka).run()
+
+
+def records(sandbox: Sandbox, topic: str, isolation: str = "read_committed") -> list[tuple[Any, Any]]:
+    """Every (key, value) of ``topic`` as parsed JSON, in partition order."""
+    consumer = sandbox.kafka.consumer(isolation_level=isolation, enable_auto_commit=False)
+    try:
+        partitions = topic_partitions(consumer, topic)
+        return [(json.loads(r.key) if r.key else None, json.loads(r.value)) for r in read_to_end(consumer, partitions)]
+    finally:
+        consumer.close()
+
+
+def payloads(sandbox: Sandbox, topic: str, isolation: str = "read_committed") -> list[dict[str, Any]]:
+    return [value["payload"] for _, value in records(sandbox, topic, isolation)]
+
+
+def stored_offsets(sandbox: Sandbox, config: SourceConnectorConfig) -> list[dict[str, Any]]:
+    return list(SourceOffsetStore(sandbox.kafka, config.offsets_topic).load(config.name).values())
+
+
+def end_offset(sandbox: Sandbox, topic: str) -> int:
+    consumer = sandbox.kafka.consumer()
+    try:
+        partition = TopicPartition(topic, 0)
+        return consumer.end_offsets([partition])[partition]
+    finally:
+        consumer.close()
+
+
+def writer(database: str) -> pymysql.connections.Connection:
+    """A second client whose transactions stay open until the test commits or rolls them back."""
+    url = make_url(mariadb_admin_url())
+    return pymysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=database,
+        charset="utf8mb4",
+        autocommit=False,
+    )
+
+
+def run_until(sandbox: Sandbox, config: SourceConnectorConfig, database: str, done: Callable[[], bool]) -> int:
+    """Run the source until ``done()``; returns the rows delivered.
+
+    Any client's open write transaction on the server holds rows back (that is the no-skip rule),
+    so on a server shared with other test runs a row can take a few runs to arrive.
+    """
+    rows = 0
+    deadline = time.monotonic() + 30
+    while True:
+        rows += run_source(sandbox, config, database).rows
+        if done() or time.monotonic() > deadline:
+            return rows
+        time.sleep(0.3)
