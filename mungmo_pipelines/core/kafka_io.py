@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -135,6 +136,8 @@ class TransactionalProducer:
                 "linger.ms": 5,
                 "partitioner": "murmur2_random",
                 "queue.buffering.max.kbytes": buffer_kbytes,
+                # librdkafka's own log lines go through Python logging, not straight to stderr.
+                "logger": logging.getLogger("mungmo_pipelines.librdkafka"),
                 **{_LIBRDKAFKA_NAMES[k]: v for k, v in settings.extra.items()},
             }
         )
