@@ -30,7 +30,7 @@ def test_seed_table_records_create_and_fill_the_table_as_the_jdbc_sink_would(san
         "pet_kind": "longtext",
         "neighbourhood": "longtext",
         "walk_note": "longtext",
-        "weight_kg": "decimal(65,2)",
+        "weight_kg": "decimal(5,2)",
         "neutered": "tinyint(4)",
         "visits": "bigint(20)",
         "height_cm": "float",
