@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -63,6 +63,36 @@ def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition
     if not partitions:
         raise LookupError(f"topic {topic!r} does not exist")
     return [TopicPartition(topic, p) for p in sorted(partitions)]
+
+
+def wait_until_committed_visible(settings: KafkaSettings, topics: Iterable[str], timeout_s: float = 10.0) -> bool:
+    """Wait until ``read_committed`` readers see everything written to ``topics`` so far.
+
+    ``commit_transaction`` returns once the coordinator has logged the commit; the commit markers
+    reach the partitions a moment later, and until then the last stable offset stays below the
+    records. A sink that starts right after the source (the pipeline job) would otherwise find
+    nothing to read. Returns False if another producer's open transaction holds a partition back
+    past ``timeout_s``; nothing is lost then, the rows wait for the next run.
+    """
+    topics = sorted(set(topics))
+    if not topics:
+        return True
+    committed = settings.consumer(isolation_level="read_committed", enable_auto_commit=False)
+    written = settings.consumer(enable_auto_commit=False)
+    try:
+        partitions = [tp for topic in topics for tp in topic_partitions(committed, topic)]
+        high_watermarks = written.end_offsets(partitions)
+        deadline = time.monotonic() + timeout_s
+        while True:
+            stable = committed.end_offsets(partitions)
+            if all(stable[tp] >= high_watermarks[tp] for tp in partitions):
+                return True
+            if time.monotonic() > deadline:
+                return False
+            time.sleep(0.02)
+    finally:
+        committed.close()
+        written.close()
 
 
 def read_to_end(

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import logging
 import time
 from collections.abc import Generator, Sequence
 from dataclasses import dataclass, field, replace
@@ -38,8 +39,11 @@ from mungmo_pipelines.core.kafka_io import (
     ensure_topic,
     read_to_end,
     topic_partitions,
+    wait_until_committed_visible,
 )
 from mungmo_pipelines.core.mariadb_types import EPOCH, UTC, SourceColumn, field_codec
+
+log = logging.getLogger(__name__)
 
 OFFSET_PROTOCOL = "1"
 QUERY_PARTITION = {"query": "query"}
@@ -553,6 +557,13 @@ class JdbcSource:
         result = SourceRun(config.name)
         for table in [None] if config.query else self.tables():
             result.tables.append(self._run_table(producer, table, stored))
+        written = [run.topic for run in result.tables if run.rows]
+        if not wait_until_committed_visible(self.kafka, written):
+            log.warning(
+                "connector %r: another producer's open transaction holds %s back from read_committed readers",
+                config.name,
+                ", ".join(written),
+            )
         return result
 
     def _run_table(
