@@ -31,7 +31,9 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
@@ -141,58 +143,56 @@ def stage_encode(args: argparse.Namespace) -> dict:
     return {"rows": args.rows, "seconds": time.perf_counter() - started}
 
 
+def _produce_in_transactions_of_one_second(
+    args: argparse.Namespace, producer: Any, send: Callable[[bytes | None, bytes], None]
+) -> dict:
+    """The same serialized records, no database read, one transaction per second: the raw baseline."""
+    rows, encoder = _sample(args)
+    records = [encoder.encode(row) for row in rows]
+    producer.init_transactions()
+    started = time.perf_counter()
+    producer.begin_transaction()
+    committed_at = time.monotonic()
+    for index in range(args.rows):
+        key, value = records[index % len(records)]
+        send(key, value)
+        if time.monotonic() - committed_at >= 1:
+            producer.commit_transaction()
+            producer.begin_transaction()
+            committed_at = time.monotonic()
+    producer.commit_transaction()
+    size = sum(len(k) + len(v) for k, v in records) / len(records)
+    return {"rows": args.rows, "seconds": time.perf_counter() - started, "record_bytes": round(size)}
+
+
 def stage_produce(args: argparse.Namespace) -> dict:
-    """kafka-python, the project's general Kafka client, one transaction per second.
+    """kafka-python, the project's general Kafka client.
 
     The partition is given (the topic has one), sparing kafka-python's pure-Python murmur2: its best case.
     """
-    rows, encoder = _sample(args)
-    records = [encoder.encode(row) for row in rows]
     settings = KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")
     ensure_topic(settings, args.topic)
     producer = settings.producer(
         transactional_id=f"bench-raw-{args.topic}", acks="all", linger_ms=5, batch_size=512 * 1024, retry_backoff_ms=5
     )
-    producer.init_transactions()
-    started = time.perf_counter()
-    producer.begin_transaction()
-    committed_at = time.monotonic()
-    for index in range(args.rows):
-        key, value = records[index % len(records)]
-        producer.send(args.topic, key=key, value=value, partition=0)
-        if time.monotonic() - committed_at >= 1:
-            producer.commit_transaction()
-            producer.begin_transaction()
-            committed_at = time.monotonic()
-    producer.commit_transaction()
-    seconds = time.perf_counter() - started
-    producer.close()
-    size = sum(len(k) + len(v) for k, v in records) / len(records)
-    return {"rows": args.rows, "seconds": seconds, "record_bytes": round(size)}
+    try:
+        return _produce_in_transactions_of_one_second(
+            args, producer, lambda key, value: producer.send(args.topic, key=key, value=value, partition=0)
+        )
+    finally:
+        producer.close()
 
 
 def stage_produce_librdkafka(args: argparse.Namespace) -> dict:
-    """The source's own producer (``TransactionalProducer``, librdkafka), one transaction per second."""
+    """The source's own producer (``TransactionalProducer``, librdkafka)."""
     from mungmo_pipelines.core.kafka_io import TransactionalProducer
 
-    rows, encoder = _sample(args)
-    records = [encoder.encode(row) for row in rows]
     settings = KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")
     ensure_topic(settings, args.topic)
     producer = TransactionalProducer(settings, f"bench-raw-{args.topic}")
-    producer.init_transactions()
-    started = time.perf_counter()
-    producer.begin_transaction()
-    committed_at = time.monotonic()
-    for index in range(args.rows):
-        key, value = records[index % len(records)]
-        producer.send(args.topic, key, value)
-        if time.monotonic() - committed_at >= 1:
-            producer.commit_transaction()
-            producer.begin_transaction()
-            committed_at = time.monotonic()
-    producer.commit_transaction()
-    return {"rows": args.rows, "seconds": time.perf_counter() - started}
+    return _produce_in_transactions_of_one_second(
+        args, producer, lambda key, value: producer.send(args.topic, key, value)
+    )
 
 
 def stage_source(args: argparse.Namespace) -> dict:
