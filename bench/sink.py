@@ -5,7 +5,8 @@
 
 Measured in one run on the same topic and rows:
 
-* ``consume``: kafka-python reading the topic (read_committed), no decoding, no writes;
+* ``consume``: kafka-python reading the topic (read_committed, the sink's consumer settings),
+  no decoding, no writes;
 * ``json.loads`` / ``orjson.loads``: parsing every record value, no Kafka, no writes;
 * ``executemany insert|upsert``: PyMySQL ``executemany`` of the already-decoded rows in
   ``batch.size`` chunks, one transaction each, no Kafka;
@@ -41,7 +42,7 @@ from mungmo_pipelines.core.config import SINK_CLASS, SinkConnectorConfig, parse_
 from mungmo_pipelines.core.connect_json import RowEncoder
 from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
 from mungmo_pipelines.core.mariadb_types import BINARY_CHARSET, SourceColumn, field_codec
-from mungmo_pipelines.core.sink import SQL_MODE, JdbcSink
+from mungmo_pipelines.core.sink import FETCH_BYTES, IDLE_POLL_SLEEP_MS, SQL_MODE, JdbcSink
 from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
 
 UTF8MB4 = 45  # utf8mb4_general_ci, as the server describes text columns in result sets
@@ -169,7 +170,10 @@ class Bench:
 
     def consume(self) -> None:
         consumer = self.kafka.consumer(
-            isolation_level="read_committed", enable_auto_commit=False, max_partition_fetch_bytes=8 * 1024 * 1024
+            isolation_level="read_committed",
+            enable_auto_commit=False,
+            max_partition_fetch_bytes=FETCH_BYTES,
+            retry_backoff_ms=IDLE_POLL_SLEEP_MS,
         )
         try:
             count = sum(1 for _ in read_to_end(consumer, topic_partitions(consumer, self.topic)))

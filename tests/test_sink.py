@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from mungmo_pipelines.core.sink import SinkError
+from mungmo_pipelines.core.sink import SinkError, Statement
 from tests.conftest import Sandbox
 from tests.sink_support import (
     MEMBER_FIELDS,
@@ -325,3 +325,35 @@ def test_every_insert_and_pk_mode(
     columns = "seq, member_name, pet_name"
     assert case.rows(f"SELECT {columns} FROM `{case.topic}` ORDER BY {columns}") == expected
     assert run.stats(case.topic).dead_lettered == dead_letters
+
+
+def test_multi_row_inserts_are_cut_to_fit_the_statement_budget() -> None:
+    statement = Statement("INSERT INTO t (a, b) VALUES ", " ON DUPLICATE KEY UPDATE b = VALUES(b)", multi_row=True)
+    rows = [(str(i), "'x'") for i in range(5)]
+    budget = len(statement.head) + len(statement.tail) + len("(0,'x'),(1,'x')")
+    assert list(statement.statements(rows, budget)) == [
+        "INSERT INTO t (a, b) VALUES (0,'x'),(1,'x') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+        "INSERT INTO t (a, b) VALUES (2,'x'),(3,'x') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+        "INSERT INTO t (a, b) VALUES (4,'x') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+    ]
+    # A row longer than the budget still goes, alone.
+    assert list(statement.statements(rows[:2], 1)) == [
+        "INSERT INTO t (a, b) VALUES (0,'x') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+        "INSERT INTO t (a, b) VALUES (1,'x') ON DUPLICATE KEY UPDATE b = VALUES(b)",
+    ]
+
+
+def test_updates_and_deletes_fill_one_statement_per_row() -> None:
+    update = Statement("UPDATE `t%%` SET `b` = %s WHERE `a` = %s", order=lambda row: (*row[1:], *row[:1]))
+    assert list(update.statements([("1", "'50%s'")], 10)) == ["UPDATE `t%` SET `b` = '50%s' WHERE `a` = 1"]
+
+
+def test_a_batch_larger_than_one_statement_lands_whole(case: SinkCase) -> None:
+    """15 rows of 300,000 Hangul syllables: more characters than fit a quarter of the 16 MB max_allowed_packet."""
+    names = [chr(0xAC00 + i) * 300_000 for i in range(15)]
+    case.produce([member(i, name) for i, name in enumerate(names)])
+    run = case.run(case.config(auto_create="true", insert_mode="upsert", pk_mode="record_key"))
+    assert (run.records, run.batches, run.stats(case.topic).inserted) == (15, 1, 15)
+    assert case.rows(
+        f"SELECT seq, CHAR_LENGTH(member_name), LEFT(member_name, 1) FROM `{case.topic}` ORDER BY seq"
+    ) == [(i, 300_000, name[0]) for i, name in enumerate(names)]

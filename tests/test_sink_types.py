@@ -2,22 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import datetime as dt
 from decimal import Decimal
+from zoneinfo import ZoneInfo
 
 import pytest
 
 from mungmo_pipelines.core.mariadb_types import (
     DATE,
     DECIMAL,
+    TIME,
     TIMESTAMP,
     UTC,
     Column,
     ConnectValueError,
     column_ddl,
     column_holds,
-    value_converter,
+    value_literal,
 )
+from tests.conftest import Sandbox
 
 
 def schema(connect_type: str, name: str | None = None, **parameters: str) -> dict:
@@ -32,20 +36,28 @@ def schema(connect_type: str, name: str | None = None, **parameters: str) -> dic
 @pytest.mark.parametrize(
     ("field", "value", "expected"),
     [
-        (schema("int8"), -128, -128),
-        (schema("int32"), 2**31 - 1, 2**31 - 1),
-        (schema("boolean"), True, 1),
-        (schema("double"), 3, 3.0),
-        (schema("float64"), 2.5, 2.5),
-        (schema("bytes"), "iVBORw0K", b"\x89PNG\r\n"),
-        (schema("bytes", DECIMAL, scale="2"), "+x4=", Decimal("-12.50")),
-        (schema("bytes", DECIMAL, scale="2"), Decimal("1.005"), Decimal("1.005")),
-        (schema("int32", DATE), -1, dt.date(1969, 12, 31)),
-        (schema("int64", TIMESTAMP), 946684799999, dt.datetime(1999, 12, 31, 23, 59, 59, 999000)),
+        (schema("int8"), -128, "-128"),
+        (schema("int32"), 2**31 - 1, "2147483647"),
+        (schema("boolean"), True, "1"),
+        (schema("double"), 3, "3.0"),
+        (schema("float64"), 2.5, "2.5"),
+        (schema("string"), 'it\'s a \\ "test"\n', r"""'it\'s a \\ \"test\"\n'"""),
+        (schema("string"), "서울 🐾", "'서울 🐾'"),
+        (schema("bytes"), "iVBORw0K", "X'89504e470d0a'"),
+        (schema("bytes", DECIMAL, scale="2"), "+x4=", "-12.50"),
+        (schema("bytes", DECIMAL, scale="3"), "AQ==", "0.001"),
+        (schema("bytes", DECIMAL, scale="0"), "AQ==", "1"),
+        (schema("bytes", DECIMAL, scale="-2"), "AQ==", "100"),
+        (schema("bytes", DECIMAL, scale="2"), Decimal("1.005"), "1.005"),
+        (schema("bytes", DECIMAL, scale="2"), Decimal("1E+3"), "1000"),
+        (schema("bytes", DECIMAL, scale="2"), 7, "7"),
+        (schema("int32", DATE), -1, "'1969-12-31'"),
+        (schema("int32", TIME), 45_296_789, "'12:34:56.789'"),
+        (schema("int64", TIMESTAMP), 946684799999, "'1999-12-31 23:59:59.999'"),
     ],
 )
-def test_payload_values_become_what_pymysql_binds(field: dict, value: object, expected: object) -> None:
-    assert value_converter(field, UTC)(value) == expected
+def test_payload_values_become_mariadb_literals(field: dict, value: object, expected: str) -> None:
+    assert value_literal(field, UTC)(value) == expected
 
 
 @pytest.mark.parametrize(
@@ -64,14 +76,62 @@ def test_payload_values_become_what_pymysql_binds(field: dict, value: object, ex
 )
 def test_values_the_connect_type_cannot_hold_are_rejected(field: dict, value: object, message: str) -> None:
     with pytest.raises(ConnectValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
-        value_converter(field, UTC)(value)
+        value_literal(field, UTC)(value)
 
 
 def test_timestamps_are_written_as_wall_time_in_db_timezone() -> None:
-    from zoneinfo import ZoneInfo
+    seoul = value_literal(schema("int64", TIMESTAMP), ZoneInfo("Asia/Seoul"))
+    assert seoul(0) == "'1970-01-01 09:00:00.000'"
 
-    seoul = value_converter(schema("int64", TIMESTAMP), ZoneInfo("Asia/Seoul"))
-    assert seoul(0) == dt.datetime(1970, 1, 1, 9, 0)
+
+# Every ASCII control character, quotes, backslash, % and braces (statement templates), Korean, emoji.
+TRICKY_TEXT = "".join(map(chr, range(128))) + "'\\\"%s{0} 서울 🐾 \u2028"
+
+
+def _unscaled(value: int) -> str:
+    return base64.b64encode(value.to_bytes((value.bit_length() + 8) // 8, "big", signed=True)).decode()
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "expected", "column_type"),
+    [
+        (schema("int64"), -(2**63), -(2**63), "BIGINT"),
+        (schema("double"), 1e300, 1e300, "DOUBLE"),
+        (schema("double"), -2.5e-300, -2.5e-300, "DOUBLE"),
+        (schema("string"), TRICKY_TEXT, TRICKY_TEXT, "LONGTEXT"),
+        (schema("bytes"), base64.b64encode(bytes(range(256))).decode(), bytes(range(256)), "LONGBLOB"),
+        (schema("bytes"), "", b"", "LONGBLOB"),
+        (schema("bytes", DECIMAL, scale="2"), "+x4=", Decimal("-12.50"), "DECIMAL(10,2)"),
+        (
+            schema("bytes", DECIMAL, scale="30"),
+            _unscaled(1 - 10**65),
+            Decimal((1, (9,) * 65, -30)),
+            "DECIMAL(65,30)",
+        ),
+        (schema("int32", DATE), 2932896, dt.date(9999, 12, 31), "DATE"),
+        (
+            schema("int32", TIME),
+            86_399_999,
+            dt.timedelta(hours=23, minutes=59, seconds=59, milliseconds=999),
+            "TIME(3)",
+        ),
+        (schema("int64", TIMESTAMP), 1767225600123, dt.datetime(2026, 1, 1, 0, 0, 0, 123000), "DATETIME(3)"),
+    ],
+)
+def test_literals_read_back_from_mariadb_as_the_value(
+    sandbox: Sandbox, field: dict, value: object, expected: object, column_type: str
+) -> None:
+    """The server, not this module, says the escaping, exact decimals and temporal formats are right."""
+    database = sandbox.database("literals")
+    sandbox.execute(database, f"CREATE TABLE t (v {column_type})")
+    conn = sandbox.engine(database).raw_connection()
+    try:
+        with conn.cursor() as cursor:  # no parameters: PyMySQL sends the statement as it is
+            cursor.execute(f"INSERT INTO t (v) VALUES ({value_literal(field, UTC)(value)})")
+        conn.commit()
+    finally:
+        conn.close()
+    assert sandbox.rows(database, "SELECT v FROM t") == [(expected,)]
 
 
 def column(data_type: str, column_type: str, precision: int | None = None, scale: int | None = None) -> Column:

@@ -26,10 +26,12 @@ from mungmo_pipelines.core.connect_json import (
 )
 from mungmo_pipelines.core.mariadb_types import (
     DECIMAL,
+    NULL,
     ConnectValueError,
     UnsupportedColumnType,
     connect_kind,
-    value_converter,
+    string_literal,
+    value_literal,
 )
 
 KAFKA_PK_FIELDS = ("__connect_topic", "__connect_partition", "__connect_offset")
@@ -113,8 +115,7 @@ class StructReader:
         self.primitive = primitive
         self.names = tuple(f["field"] for f in self.fields)
         self._steps = tuple(
-            (f["field"], bool(f.get("optional", False)), f.get("default"), value_converter(f, zone))
-            for f in self.fields
+            (f["field"], bool(f.get("optional", False)), f.get("default"), value_literal(f, zone)) for f in self.fields
         )
         self._decimals = tuple(f["field"] for f in self.fields if connect_kind(f) == DECIMAL)
 
@@ -147,7 +148,7 @@ class StructReader:
                             raise MalformedRecord(
                                 f"{what} field {name!r} is null but its schema is neither optional nor defaulted"
                             )
-                        append(None)
+                        append(NULL)
                         continue
                     value = default
                 append(convert(value))
@@ -175,19 +176,30 @@ class EnvelopeReader:
         self.what = what
         self.stage = stage
         self._known: dict[bytes, tuple[bytes, dict[str, Any] | None]] = {}
+        # The prefix that matched last, and what it means: a topic's messages mostly share one.
+        self._last: tuple[bytes, bytes, dict[str, Any] | None] | None = None
 
     def read(self, data: bytes | None) -> tuple[bytes, dict[str, Any] | None, Any] | None:
         """``(schema identity, schema, payload)``, or ``None`` for a null message."""
         if data is None:
             return None
-        mark = data.find(PAYLOAD_MARK)
-        if mark > 0 and data.endswith(b"}"):
-            known = self._known.get(data[: mark + len(PAYLOAD_MARK)])
-            if known is not None:
-                try:
-                    return known[0], known[1], orjson.loads(data[mark + len(PAYLOAD_MARK) : -1])
-                except orjson.JSONDecodeError:
-                    pass
+        last = self._last
+        if last is not None and data.startswith(last[0]) and data.endswith(b"}"):
+            prefix, identity, schema = last
+        else:
+            mark = data.find(PAYLOAD_MARK)
+            known = self._known.get(data[: mark + len(PAYLOAD_MARK)]) if mark > 0 and data.endswith(b"}") else None
+            if known is None:
+                return self._read_in_full(data, mark)
+            prefix = data[: mark + len(PAYLOAD_MARK)]
+            identity, schema = known
+            self._last = (prefix, identity, schema)
+        try:
+            return identity, schema, orjson.loads(memoryview(data)[len(prefix) : -1])
+        except orjson.JSONDecodeError:
+            return self._read_in_full(data, data.find(PAYLOAD_MARK))
+
+    def _read_in_full(self, data: bytes, mark: int) -> tuple[bytes, dict[str, Any] | None, Any] | None:
         try:
             envelope = decode_envelope(data, self.what)
         except MalformedRecord as err:
@@ -340,7 +352,12 @@ class RecordDecoder:
         elif config.pk_mode == "kafka":
 
             def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
-                return (record.topic, record.partition, record.offset, *read_rest(record, payload))
+                return (
+                    string_literal(record.topic),
+                    str(record.partition),
+                    str(record.offset),
+                    *read_rest(record, payload),
+                )
 
         else:
 

@@ -14,7 +14,6 @@ from dataclasses import dataclass
 from typing import Any
 
 from pymysql.connections import Connection as PyMySQLConnection
-from pymysql.converters import escape_item
 
 from mungmo_pipelines.core.config import SinkConnectorConfig
 from mungmo_pipelines.core.mariadb_types import (
@@ -23,7 +22,7 @@ from mungmo_pipelines.core.mariadb_types import (
     column_ddl,
     column_holds,
     describe_connect,
-    value_converter,
+    value_literal,
 )
 from mungmo_pipelines.core.sink_records import Shape, SinkError
 from mungmo_pipelines.core.source import quote
@@ -107,7 +106,7 @@ def default_sql(schema: dict[str, Any], zone: dt.tzinfo) -> str:
     default = schema.get("default")
     if default is None:
         return ""
-    return f" DEFAULT {escape_item(value_converter(schema, zone)(default), 'utf8mb4')}"
+    return f" DEFAULT {value_literal(schema, zone)(default)}"
 
 
 def column_definition(schema: dict[str, Any], is_key: bool, zone: dt.tzinfo) -> str:
