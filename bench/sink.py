@@ -317,13 +317,6 @@ def table(results: list[Result], rows: int, batch_size: int) -> str:
         versus = f"{r.rate / by_name[r.baseline].rate:.0%}" if r.baseline else ""
         versus_consume = f"{r.rate / consume.rate:.0%}" if r.baseline else ""
         lines.append(f"| {r.name} | {r.rate:,.0f} | {r.seconds:.2f} | {versus} | {versus_consume} |")
-    raw = by_name["executemany upsert (new rows)"]
-    bound = 1 / (1 / consume.rate + 1 / raw.rate)
-    lines += [
-        "",
-        f"kafka-python reading and executemany writing one after the other, before any decoding: {bound:,.0f} "
-        f"rows/s, {bound / raw.rate:.0%} of executemany upsert.",
-    ]
     return "\n".join(lines)
 
 
