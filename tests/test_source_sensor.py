@@ -8,14 +8,20 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterInstance, build_sensor_context
+import yaml
+from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context, instance_for_test
 
 from mungmo_pipelines.assets.keys import job_name
 from mungmo_pipelines.core.config import load_connectors
 from mungmo_pipelines.core.stack_env import kafka_bootstrap
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from mungmo_pipelines.sensors.source import ChangeCursor, minimum_interval_seconds
+from mungmo_pipelines.sensors.source import (
+    ChangeCursor,
+    minimum_interval_seconds,
+    poll_seconds,
+    queue_runs_one_per_source,
+)
 from tests.conftest import Sandbox
 from tests.source_helpers import source_config, writer
 
@@ -120,12 +126,49 @@ def test_held_back_rows_are_retried_once_per_poll_interval(sandbox: Sandbox, tmp
         slow.close()
 
 
-@pytest.mark.parametrize(("poll_ms", "seconds"), [("100", 5), ("5000", 5), ("60000", 60), ("90500", 91)])
-def test_sensor_interval_follows_poll_interval_within_the_daemon_loop(
-    sandbox: Sandbox, poll_ms: str, seconds: int
+def project_queue_settings() -> dict:
+    """The run-queue part of the project's own ``dagster.yaml`` (its storage would be the real one)."""
+    settings = yaml.safe_load((Path(__file__).parents[1] / ".dagster_home" / "dagster.yaml").read_text())
+    return {key: settings[key] for key in ("concurrency", "run_queue")}
+
+
+def test_rows_arriving_during_a_run_queue_one_more_only_where_the_queue_holds_it(
+    sandbox: Sandbox, tmp_path: Path
 ) -> None:
+    project = Project(sandbox, tmp_path)
+    target = project.sensor.job_name
+    project.insert("dogs", "a")
+    with instance_for_test(overrides=project_queue_settings()) as instance:
+        assert queue_runs_one_per_source(instance)
+        first = project.tick(instance, None)
+        (request,) = first.run_requests
+        instance.add_run(DagsterRun(job_name=target, run_id="1" * 36, status=DagsterRunStatus.STARTED))
+        same = project.tick(instance, first.cursor)
+        assert same.run_requests == [] and "is reading these rows" in same.skip_message
+        project.insert("dogs", "b")
+        during = project.tick(instance, same.cursor)
+        (behind,) = during.run_requests
+        assert behind.run_key != request.run_key and behind.tags["mungmo/source"] == project.body["name"]
+        instance.add_run(DagsterRun(job_name=target, run_id="2" * 36, status=DagsterRunStatus.STARTING))
+        project.insert("dogs", "c")
+        waiting = project.tick(instance, during.cursor)
+        assert waiting.run_requests == [] and "is starting" in waiting.skip_message
+    with DagsterInstance.ephemeral() as instance:  # runs launch at once: a second would overlap the first
+        assert not queue_runs_one_per_source(instance)
+        instance.add_run(DagsterRun(job_name=target, run_id="3" * 36, status=DagsterRunStatus.STARTED))
+        alone = project.tick(instance, None)
+        assert alone.run_requests == [] and "is started" in alone.skip_message
+
+
+@pytest.mark.parametrize(
+    ("poll_ms", "seconds", "asked"), [("100", 5, 1), ("5000", 5, 1), ("60000", 60, 56), ("90500", 91, 87)]
+)
+def test_sensor_interval_follows_poll_interval_within_the_daemon_loop(
+    sandbox: Sandbox, poll_ms: str, seconds: int, asked: int
+) -> None:
+    """The daemon checks every 5 s: asking for ``seconds - 4`` lands each tick on the check ``seconds`` later."""
     config = source_config(sandbox, "anydb", mode="bulk", **{"poll.interval.ms": poll_ms})
-    assert minimum_interval_seconds(config) == seconds
+    assert (poll_seconds(config), minimum_interval_seconds(config)) == (seconds, asked)
 
 
 def test_unreachable_database_at_load_gives_one_placeholder_asset(

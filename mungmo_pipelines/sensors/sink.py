@@ -32,9 +32,8 @@ from mungmo_pipelines.assets.keys import lag_sensor_name
 from mungmo_pipelines.core.config import SinkConnectorConfig
 from mungmo_pipelines.core.sink_offsets import SinkLag, measure_lag
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+from mungmo_pipelines.sensors import DAEMON_LOOP_S, daemon_interval
 
-# The daemon evaluates sensors at most every 5 seconds; asking for less changes nothing.
-LAG_SENSOR_INTERVAL_S = 5
 STARTING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 RUNNING = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -59,7 +58,7 @@ def sink_lag_sensor(config: SinkConnectorConfig, job: str, other_writers: Sequen
     @sensor(
         name=lag_sensor_name(config),
         job_name=job,
-        minimum_interval_seconds=LAG_SENSOR_INTERVAL_S,
+        minimum_interval_seconds=daemon_interval(DAEMON_LOOP_S),  # every daemon loop
         default_status=DefaultSensorStatus.STOPPED,
         description=f"Requests `{job}` while sink connector `{config.name}` has consumer lag.",
     )

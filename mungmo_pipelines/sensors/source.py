@@ -6,8 +6,14 @@ stopped (positions and offsets live in the sensor's JSON cursor), and requests o
 the target job when a table is behind. The ``run_key`` is derived from what was probed, so
 one change never triggers two runs; a run that could not catch up (rows held back by an open
 transaction, or timestamps still inside ``timestamp.delay.interval.ms``) is retried once per
-poll interval with a numbered ``run_key``, and never while a job that runs the source is queued
-or running (two runs of one source would fence each other's transactional producer).
+poll interval with a numbered ``run_key``.
+
+Two runs of one source must never overlap: they would fence each other's transactional
+producer. Nothing is requested while a job that runs the source is waiting to start, or while
+one other than the target job runs. While a target run is already going, rows that arrived
+after it was requested get a run of their own only when the instance's run queue holds it
+until the first one ends (``dagster.yaml``: a limit of 1 per value of the ``mungmo/source``
+tag); it then starts about a second after, instead of waiting for the next tick.
 """
 
 import hashlib
@@ -18,8 +24,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 from dagster import (
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
+    QueuedRunCoordinator,
     RunRequest,
     RunsFilter,
     SensorDefinition,
@@ -33,10 +41,9 @@ from mungmo_pipelines.assets.keys import job_name
 from mungmo_pipelines.core.config import SourceConnectorConfig
 from mungmo_pipelines.core.source import GAP_HORIZON, SourceOffsetStore, probe_changes
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+from mungmo_pipelines.sensors import DAEMON_LOOP_S, daemon_interval
 
 CONNECTOR_TAG = "mungmo/source"
-# The sensor daemon evaluates sensors at most every 5 s (dagster._daemon.sensor.MIN_INTERVAL_LOOP_TIME).
-DAEMON_MIN_INTERVAL_S = 5
 IN_PROGRESS = [
     DagsterRunStatus.QUEUED,
     DagsterRunStatus.NOT_STARTED,
@@ -44,6 +51,19 @@ IN_PROGRESS = [
     DagsterRunStatus.STARTED,
     DagsterRunStatus.CANCELING,
 ]
+
+
+def queue_runs_one_per_source(instance: DagsterInstance) -> bool:
+    """Whether the run queue starts at most one run per value of the ``mungmo/source`` tag."""
+    queue = instance.get_concurrency_config().run_queue_config
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator) or queue is None:
+        return False  # runs launch at once: nothing holds the second one back
+    return any(
+        limit.get("key") == CONNECTOR_TAG
+        and limit.get("value") == {"applyLimitPerUniqueValue": True}
+        and limit.get("limit") == 1
+        for limit in queue.tag_concurrency_limits
+    )
 
 
 @dataclass
@@ -64,9 +84,14 @@ class ChangeCursor:
         return json.dumps(asdict(self), sort_keys=True)
 
 
-def minimum_interval_seconds(config: SourceConnectorConfig) -> int:
+def poll_seconds(config: SourceConnectorConfig) -> int:
     """``poll.interval.ms`` in whole seconds, no shorter than the daemon's loop."""
-    return max(DAEMON_MIN_INTERVAL_S, math.ceil(config.poll_interval_ms / 1000))
+    return max(DAEMON_LOOP_S, math.ceil(config.poll_interval_ms / 1000))
+
+
+def minimum_interval_seconds(config: SourceConnectorConfig) -> int:
+    """What the sensor asks the daemon for, so that it ticks every ``poll_seconds``."""
+    return daemon_interval(poll_seconds(config))
 
 
 def source_change_sensor(
@@ -77,7 +102,7 @@ def source_change_sensor(
     ``source_jobs`` are the other jobs that run this source (its own job, pipelines, all); none of
     them may be queued or running when a run is requested.
     """
-    interval = minimum_interval_seconds(config)
+    interval, poll = minimum_interval_seconds(config), poll_seconds(config)
     busy_jobs = list(dict.fromkeys([target_job, *source_jobs]))
 
     @sensor(
@@ -85,7 +110,7 @@ def source_change_sensor(
         job_name=target_job,
         minimum_interval_seconds=interval,
         default_status=DefaultSensorStatus.STOPPED,
-        description=f"Polls the tables of source connector `{config.name}` every {interval}s "
+        description=f"Polls the tables of source connector `{config.name}` every {poll}s "
         f"(poll.interval.ms={config.poll_interval_ms}) and runs `{target_job}` when rows are past the stored offsets.",
     )
     def changes(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
@@ -108,16 +133,22 @@ def source_change_sensor(
         if not behind:
             cursor.state, cursor.attempt = "", 0
             return SensorResult(skip_reason=SkipReason("every table is at its offset"), cursor=cursor.dump())
+        in_flight = None  # a started run of the target job a new run can queue behind
+        queue_serializes = queue_runs_one_per_source(context.instance)
         for job in busy_jobs:
             running = context.instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
-            if running:
-                return SensorResult(
-                    skip_reason=SkipReason(f"run {running[0].run_id} of {job} is {running[0].status.value.lower()}"),
-                    cursor=cursor.dump(),
-                )
+            if not running:
+                continue
+            run = running[0]
+            if job == target_job and run.status == DagsterRunStatus.STARTED and queue_serializes:
+                in_flight = run
+                continue
+            return SensorResult(
+                skip_reason=SkipReason(f"run {run.run_id} of {job} is {run.status.value.lower()}"), cursor=cursor.dump()
+            )
         now = time.time()
         if config.mode == "bulk":
-            state = f"bulk-{int(now // interval)}"
+            state = f"bulk-{int(now // poll)}"
         else:
             # The gap horizon is the source's own note, not progress: a held-back run that only
             # stored one must wait a poll interval like any other retry.
@@ -126,6 +157,11 @@ def source_change_sensor(
             ]
             state = hashlib.sha256(json.dumps(probed, sort_keys=True).encode()).hexdigest()[:16]
         if state == cursor.state:
+            if in_flight is not None:
+                return SensorResult(
+                    skip_reason=SkipReason(f"run {in_flight.run_id} of {target_job} is reading these rows"),
+                    cursor=cursor.dump(),
+                )
             if now - cursor.requested_at < interval:
                 return SensorResult(
                     skip_reason=SkipReason("waiting a poll interval before retrying"), cursor=cursor.dump()
