@@ -20,7 +20,7 @@ from mungmo_pipelines.core.config import Connectors, SinkConnectorConfig, Source
 from mungmo_pipelines.resources import VerificationExpiryResource, default_resources
 from mungmo_pipelines.schedules import verification_expiry_schedule
 from mungmo_pipelines.sensors.sink import sink_lag_sensor
-from mungmo_pipelines.sensors.source import source_change_sensor
+from mungmo_pipelines.sensors.source import CONNECTOR_TAG, source_change_sensor
 
 REPLICATE_ALL_JOB = "replicate_all"
 
@@ -53,8 +53,16 @@ def build_definitions(connectors: Connectors) -> Definitions:
     sink_assets = {sink.name: sink_connector_asset(sink, known_topics) for sink in connectors.sinks}
     connector_assets: dict[str, AssetsDefinition] = {**source_assets, **sink_assets}
     # One step per job: the in-process executor saves the per-step subprocess (seconds of latency).
+    # Runs of a source's own job and of its pipeline carry its name in CONNECTOR_TAG, which the
+    # project's dagster.yaml limits to one run at a time per value: however they are launched,
+    # queued runs of one source never overlap (they would fence each other's producer).
     jobs = [
-        define_asset_job(job_name(name), selection=AssetSelection.assets(asset), executor_def=in_process_executor)
+        define_asset_job(
+            job_name(name),
+            selection=AssetSelection.assets(asset),
+            executor_def=in_process_executor,
+            tags={CONNECTOR_TAG: name} if name in source_assets else None,
+        )
         for name, asset in connector_assets.items()
     ]
     pipelines: dict[str, list[str]] = {}  # pipeline job -> the sinks it runs
@@ -69,6 +77,7 @@ def build_definitions(connectors: Connectors) -> Definitions:
                 name,
                 selection=AssetSelection.assets(source_assets[source.name], *(sink_assets[s.name] for s in sinks)),
                 executor_def=in_process_executor,
+                tags={CONNECTOR_TAG: source.name},
                 description=f"Source `{source.name}` then the sinks reading its topics "
                 f"({', '.join(s.name for s in sinks)}), in one in-process run for latency.",
             )

@@ -10,9 +10,10 @@ from pathlib import Path
 
 from dagster import AssetKey, DagsterInstance
 
-from mungmo_pipelines.assets.keys import job_name
+from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.core.config import load_connectors
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, build_definitions
+from mungmo_pipelines.sensors.source import CONNECTOR_TAG
 from tests.conftest import Sandbox
 from tests.test_replication import TEST001
 
@@ -53,7 +54,12 @@ def test_replicate_all_job_runs_sources_before_sinks(sandbox: Sandbox, tmp_path:
     sink = sandbox.sink_body(target_db, topics=topic, **{"auto.create": "true"})
     (tmp_path / "source.json").write_text(json.dumps(source))
     (tmp_path / "sink.json").write_text(json.dumps(sink))
-    defs = build_definitions(load_connectors(tmp_path))
+    connectors = load_connectors(tmp_path)
+    defs = build_definitions(connectors)
+    # Every run of a job that runs the source carries its name, which dagster.yaml's run queue serializes.
+    for name in (job_name(source["name"]), pipeline_job_name(connectors.sources[0])):
+        assert defs.resolve_job_def(name).tags[CONNECTOR_TAG] == source["name"], name
+    assert CONNECTOR_TAG not in defs.resolve_job_def(job_name(sink["name"])).tags
 
     with DagsterInstance.ephemeral() as instance:
         result = defs.resolve_job_def(REPLICATE_ALL_JOB).execute_in_process(instance=instance)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import pytest
 from dagster import (
     AssetKey,
     DagsterInstance,
@@ -19,6 +20,8 @@ from mungmo_pipelines.core.config import load_connectors
 from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_server_url
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+from mungmo_pipelines.sensors import sink as sink_sensors
+from mungmo_pipelines.sensors.sink import BACKLOG_TAG
 from tests.conftest import Sandbox
 from tests.sink_support import member, produce
 from tests.test_replication import TEST001
@@ -68,7 +71,9 @@ def test_sink_job_records_table_stats_and_observes_the_topic(sandbox: Sandbox, t
     assert (observed["lag_before"], observed["lag_after"]) == (5, 0)
 
 
-def test_lag_sensor_requests_one_run_per_backlog(sandbox: Sandbox, tmp_path: Path) -> None:
+def test_lag_sensor_requests_one_run_per_backlog(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     target = sandbox.database("dst")
     topic = sandbox.topic("members")
     sink = sandbox.sink_body(target, topics=topic, **{"auto.create": "true"})
@@ -102,6 +107,21 @@ def test_lag_sensor_requests_one_run_per_backlog(sandbox: Sandbox, tmp_path: Pat
         instance.add_run(running)
         assert tick(first.cursor).run_requests[0].run_key == request.run_key
         instance.report_run_canceled(running)
+
+        # A failed run of this backlog is requested again once its backoff has passed, under a numbered key.
+        assert request.tags[BACKLOG_TAG] == request.run_key
+        failed = DagsterRun(
+            job_name=job_name(sink["name"]),
+            run_id="3" * 36,
+            status=DagsterRunStatus.FAILURE,
+            tags={BACKLOG_TAG: request.run_key},
+        )
+        instance.add_run(failed)
+        backing_off = tick(first.cursor)
+        assert not backing_off.run_requests and "failed; next attempt in 30s" in backing_off.skip_reason.skip_message
+        monkeypatch.setattr(sink_sensors, "RETRY_BACKOFF_S", 0)
+        (retry,) = tick(first.cursor).run_requests
+        assert (retry.run_key, retry.tags[BACKLOG_TAG]) == (f"{request.run_key}:retry-1", request.run_key)
 
         result = defs.resolve_job_def(job_name(sink["name"])).execute_in_process(instance=instance)
         assert result.success

@@ -8,15 +8,19 @@ connector's tables is about to start, and while a pipeline job (source, then thi
 since its sink step takes what its source step published. While the connector's own job runs,
 records that arrived after it started get a run of their own, which waits for the first one on
 the connector's database lock: its process starts meanwhile, which saves seconds of latency.
-The cursor keeps the last measurement as JSON. A failed run is requested again once new
-records arrive, or retried from the UI.
+The cursor keeps the last measurement as JSON. A failed run is requested again at once when
+new records arrive (new end offsets, new key); for the same backlog, after a backoff that
+doubles with each failed attempt, under a numbered run key.
 """
 
 import hashlib
 import json
+import math
+import time
 from collections.abc import Sequence
 
 from dagster import (
+    DagsterInstance,
     DagsterRunStatus,
     DefaultSensorStatus,
     RunRequest,
@@ -34,6 +38,9 @@ from mungmo_pipelines.core.sink_offsets import SinkLag, measure_lag
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 from mungmo_pipelines.sensors import DAEMON_LOOP_S, daemon_interval
 
+BACKLOG_TAG = "mungmo/backlog"
+RETRY_BACKOFF_S = 30
+RETRY_BACKOFF_MAX_S = 600
 STARTING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
 RUNNING = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
@@ -42,6 +49,25 @@ def lag_run_key(lag: SinkLag) -> str:
     """Stable for one set of end offsets: the same backlog always gets the same key."""
     ends = json.dumps(lag.end_offsets(), sort_keys=True, separators=(",", ":"))
     return f"{lag.connector}@{hashlib.sha1(ends.encode()).hexdigest()[:16]}"
+
+
+def backlog_run_key(instance: DagsterInstance, job: str, key: str) -> tuple[str, str | None]:
+    """The run key to request for the backlog ``key`` now, or why to wait.
+
+    A failed run of this backlog is retried once its backoff has passed; after anything else
+    (no run yet, one in flight, one that succeeded) the backlog's own key is right, and
+    Dagster starts a run for it only once.
+    """
+    backlog = RunsFilter(job_name=job, tags={BACKLOG_TAG: key})
+    latest = instance.get_run_records(filters=backlog, limit=1)
+    if not latest or latest[0].dagster_run.status != DagsterRunStatus.FAILURE:
+        return key, None
+    attempts = instance.get_runs_count(filters=backlog)
+    failed_at = latest[0].end_time or latest[0].update_timestamp.timestamp()
+    wait = min(RETRY_BACKOFF_S * 2 ** (attempts - 1), RETRY_BACKOFF_MAX_S) - (time.time() - failed_at)
+    if wait > 0:
+        return key, f"run {latest[0].dagster_run.run_id} for this backlog failed; next attempt in {math.ceil(wait)}s"
+    return f"{key}:retry-{attempts}", None
 
 
 def lag_cursor(lag: SinkLag) -> str:
@@ -73,8 +99,12 @@ def sink_lag_sensor(config: SinkConnectorConfig, job: str, other_writers: Sequen
         if lag.total == 0:
             missing = f"; topics not created yet: {', '.join(lag.missing_topics)}" if lag.missing_topics else ""
             return SensorResult(skip_reason=SkipReason(f"no lag{missing}"), cursor=cursor)
+        backlog = lag_run_key(lag)
+        run_key, wait = backlog_run_key(context.instance, job, backlog)
+        if wait is not None:
+            return SensorResult(skip_reason=SkipReason(wait), cursor=cursor)
         return SensorResult(
-            run_requests=[RunRequest(run_key=lag_run_key(lag), tags={"mungmo/lag": str(lag.total)})],
+            run_requests=[RunRequest(run_key=run_key, tags={"mungmo/lag": str(lag.total), BACKLOG_TAG: backlog})],
             cursor=cursor,
         )
 
