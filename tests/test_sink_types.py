@@ -68,6 +68,8 @@ def test_payload_values_become_mariadb_literals(field: dict, value: object, expe
         (schema("int8"), True, "got True"),
         (schema("int8"), 128, "got 128"),
         (schema("boolean"), 1, "expected a boolean"),
+        (schema("double"), float("inf"), "expected a double (float64) (a finite JSON number), got inf"),
+        (schema("float"), "1.5", "got '1.5'"),
         (schema("string"), 5, "expected a string"),
         (schema("bytes"), "not base64!", "expected bytes (a base64 JSON string)"),
         (schema("int64", TIMESTAMP), 10**20, "expected a Timestamp in epoch ms"),

@@ -14,6 +14,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
+import math
 import re
 import struct
 from collections.abc import Callable
@@ -612,9 +613,10 @@ def _integer(connect_type: str, bits: int) -> Callable[[dict[str, Any], dt.tzinf
 def _floating(connect_type: str) -> Callable[[dict[str, Any], dt.tzinfo], Literal]:
     def build(schema: dict[str, Any], zone: dt.tzinfo) -> Literal:
         def literal(value: Any) -> str:
-            if type(value) not in (int, float):
-                raise ConnectValueError(f"expected a {connect_type} (a JSON number), got {value!r}")
-            return repr(float(value))
+            number = float(value) if type(value) in (int, float) else math.nan
+            if not math.isfinite(number):  # 'inf' or 'nan' in a statement would be a column name
+                raise ConnectValueError(f"expected a {connect_type} (a finite JSON number), got {value!r}")
+            return repr(number)
 
         return literal
 
