@@ -80,8 +80,7 @@ log = logging.getLogger(__name__)
 # AUTO_INCREMENT column is written as 0, as the record says, not replaced by a new id.
 SQL_MODE = "STRICT_ALL_TABLES,NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION,ERROR_FOR_DIVISION_BY_ZERO"
 LOCK_WAIT_S = 600
-# A multi-row INSERT is cut to fit max_allowed_packet, but never below this many characters.
-MIN_STATEMENT_CHARS = 256 * 1024
+# A multi-row INSERT is cut to fit max_allowed_packet, with room to spare for the packet's framing.
 STATEMENT_MARGIN_CHARS = 16 * 1024
 FETCH_BYTES = 8 * 1024 * 1024
 # kafka-python 3.0.12 sleeps retry_backoff_ms (default 100) in poll() when it sees no fetch in
@@ -248,7 +247,7 @@ class WriterSession:
         identity = f"{config.connection.database}/{config.name}".encode()
         self.lock_name = "mungmo_sink_" + hashlib.sha1(identity).hexdigest()[:40]
         self._conn: pymysql.Connection | None = None
-        self.statement_chars = MIN_STATEMENT_CHARS
+        self.statement_chars = 0  # known once connected; 0 would send each row on its own
 
     def connection(self) -> pymysql.Connection:
         if self._conn is None:
@@ -282,7 +281,8 @@ class WriterSession:
                 f"{LOCK_WAIT_S}s; not starting a second one"
             )
         # Statements are measured in characters; a utf8mb4 character is at most 4 bytes.
-        self.statement_chars = max(MIN_STATEMENT_CHARS, int(max_packet) // 4 - STATEMENT_MARGIN_CHARS)
+        max_packet = int(max_packet)
+        self.statement_chars = max(max_packet // 8, max_packet // 4 - STATEMENT_MARGIN_CHARS)
         return conn
 
     def rollback_quietly(self) -> None:
