@@ -9,7 +9,7 @@ from mungmo_pipelines.core.config import SinkConnectorConfig, parse_connector
 from mungmo_pipelines.core.connect_json import dumps
 from mungmo_pipelines.core.mariadb_types import UTC
 from mungmo_pipelines.core.sink_records import KEY_CONVERTER, TASK_PUT, VALUE_CONVERTER, RecordDecoder, RecordRejected
-from tests.sink_support import KEY_FIELDS, MEMBER_FIELDS, envelope, member, primitive, tombstone
+from tests.sink_support import KEY_FIELDS, MEMBER_FIELDS, envelope, field, member, primitive, tombstone
 
 
 def config(**options: str) -> SinkConnectorConfig:
@@ -37,6 +37,18 @@ def test_the_second_record_of_a_schema_parses_only_its_payload_and_reads_the_sam
     second = decoder.decode(record(*member(2, "b")))
     assert (first.row, second.row) == (("1", "'a'", "'x'"), ("2", "'b'", "NULL"))
     assert first.shape is second.shape
+    # Messages alternating between two known schemas each read with their own.
+    wider = [*MEMBER_FIELDS, field("walks", "int32", optional=True)]
+    rows = [
+        decoder.decode(record(None, value)).row
+        for value in (
+            envelope(wider, {"seq": 3, "member_name": "c", "pet_name": None, "walks": 2}),
+            member(4, "d")[1],
+            envelope(wider, {"seq": 5, "member_name": "e", "pet_name": "y", "walks": None}),
+            member(6, "f")[1],
+        )
+    ]
+    assert rows == [("3", "'c'", "NULL", "2"), ("4", "'d'", "NULL"), ("5", "'e'", "'y'", "NULL"), ("6", "'f'", "NULL")]
 
 
 def test_known_schema_bytes_followed_by_something_else_take_the_full_path() -> None:

@@ -168,15 +168,15 @@ class EnvelopeReader:
     A message is ``{"schema":S,"payload":P}``. Its bytes up to the first ``,"payload":`` are
     remembered once proven to be exactly ``{"schema":`` + S + ``,"payload":`` (S parsed alone
     equals the schema of the fully parsed message); a later message that starts with the same
-    bytes then has the same schema, and only P is parsed. Anything else takes the full path,
-    whose errors name what is wrong.
+    bytes then has the same schema, and only P is parsed. The prefix that matched last is tried
+    first, with one byte comparison instead of a search and a lookup. Anything else takes the
+    full path, whose errors name what is wrong.
     """
 
     def __init__(self, what: str, stage: str) -> None:
         self.what = what
         self.stage = stage
         self._known: dict[bytes, tuple[bytes, dict[str, Any] | None]] = {}
-        # The prefix that matched last, and what it means: a topic's messages mostly share one.
         self._last: tuple[bytes, bytes, dict[str, Any] | None] | None = None
 
     def read(self, data: bytes | None) -> tuple[bytes, dict[str, Any] | None, Any] | None:
