@@ -349,11 +349,10 @@ def test_updates_and_deletes_fill_one_statement_per_row() -> None:
 
 
 def test_a_batch_larger_than_one_statement_lands_whole(case: SinkCase) -> None:
-    """15 rows of 300,000 Hangul syllables: more characters than fit a quarter of the 16 MB max_allowed_packet."""
-    names = [chr(0xAC00 + i) * 300_000 for i in range(15)]
+    """21 rows of 200,000 four-byte characters: 16.8 MB, more than MariaDB's 16 MB max_allowed_packet."""
+    names = [chr(0x1F400 + i) * 200_000 for i in range(21)]
     case.produce([member(i, name) for i, name in enumerate(names)])
     run = case.run(case.config(auto_create="true", insert_mode="upsert", pk_mode="record_key"))
-    assert (run.records, run.batches, run.stats(case.topic).inserted) == (15, 1, 15)
-    assert case.rows(
-        f"SELECT seq, CHAR_LENGTH(member_name), LEFT(member_name, 1) FROM `{case.topic}` ORDER BY seq"
-    ) == [(i, 300_000, name[0]) for i, name in enumerate(names)]
+    assert (run.records, run.batches, run.stats(case.topic).inserted) == (21, 1, 21)
+    landed = f"SELECT seq, CHAR_LENGTH(member_name), LEFT(member_name, 1) FROM `{case.topic}` ORDER BY seq"
+    assert case.rows(landed) == [(i, 200_000, name[0]) for i, name in enumerate(names)]

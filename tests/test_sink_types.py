@@ -101,6 +101,8 @@ def _unscaled(value: int) -> str:
         (schema("double"), 1e300, 1e300, "DOUBLE"),
         (schema("double"), -2.5e-300, -2.5e-300, "DOUBLE"),
         (schema("string"), TRICKY_TEXT, TRICKY_TEXT, "LONGTEXT"),
+        # Each character to escape alone too: none of them may rely on another being present.
+        *((schema("string"), f"a{c}b", f"a{c}b", "LONGTEXT") for c in "\x00\\\n\r\x1a'\""),
         (schema("bytes"), base64.b64encode(bytes(range(256))).decode(), bytes(range(256)), "LONGBLOB"),
         (schema("bytes"), "", b"", "LONGBLOB"),
         (schema("bytes", DECIMAL, scale="2"), "+x4=", Decimal("-12.50"), "DECIMAL(10,2)"),
