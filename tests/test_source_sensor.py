@@ -115,9 +115,7 @@ def test_held_back_rows_are_retried_once_per_poll_interval(sandbox: Sandbox, tmp
             waiting = project.tick(instance, first.cursor)
             assert waiting.run_requests == []
             cursor = ChangeCursor.load(waiting.cursor)
-            cursor.requested_at -= minimum_interval_seconds(
-                source_config(sandbox, project.database, mode="incrementing")
-            )
+            cursor.requested_at -= poll_seconds(source_config(sandbox, project.database, mode="incrementing"))
             retry = project.tick(instance, cursor.dump())
             (request,) = retry.run_requests
             assert request.run_key.endswith(":1")

@@ -103,6 +103,9 @@ def source_change_sensor(
     them may be queued or running when a run is requested.
     """
     interval, poll = minimum_interval_seconds(config), poll_seconds(config)
+    # Ticks are a poll interval apart give or take the evaluations' own time: a second of slack
+    # keeps a retry from slipping to the tick after.
+    retry_after_s = poll - 1
     busy_jobs = list(dict.fromkeys([target_job, *source_jobs]))
 
     @sensor(
@@ -162,7 +165,7 @@ def source_change_sensor(
                     skip_reason=SkipReason(f"run {in_flight.run_id} of {target_job} is reading these rows"),
                     cursor=cursor.dump(),
                 )
-            if now - cursor.requested_at < interval:
+            if now - cursor.requested_at < retry_after_s:
                 return SensorResult(
                     skip_reason=SkipReason("waiting a poll interval before retrying"), cursor=cursor.dump()
                 )
