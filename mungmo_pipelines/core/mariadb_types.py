@@ -685,9 +685,13 @@ def _decimal_value(schema: dict[str, Any], zone: dt.tzinfo) -> Literal:
     return lambda value: decimal_literal(value, scale)
 
 
+def _not_epoch_integer(value: Any, what: str, low: int, high: int) -> ConnectValueError:
+    return ConnectValueError(f"expected a {what} (a JSON integer from {low} to {high}), got {value!r}")
+
+
 def _epoch_integer(value: Any, what: str, low: int, high: int) -> int:
     if type(value) is not int or not low <= value <= high:
-        raise ConnectValueError(f"expected a {what} (a JSON integer from {low} to {high}), got {value!r}")
+        raise _not_epoch_integer(value, what, low, high)
     return value
 
 
@@ -718,8 +722,8 @@ def _timestamp_value(schema: dict[str, Any], zone: dt.tzinfo) -> Literal:
     if zone.utcoffset(None) == dt.timedelta(0) and str(zone) in ("UTC", "Etc/UTC"):
 
         def in_utc(value: Any) -> str:
-            if type(value) is not int or not _MIN_MS <= value <= _MAX_MS:
-                _epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
+            if type(value) is not int or not _MIN_MS <= value <= _MAX_MS:  # _epoch_integer, inlined: per value
+                raise _not_epoch_integer(value, "Timestamp in epoch ms", _MIN_MS, _MAX_MS)
             # timedelta(days, seconds, microseconds, milliseconds): positional arguments parse faster.
             return "'" + (NAIVE_EPOCH + dt.timedelta(0, 0, 0, value)).isoformat(" ", "milliseconds") + "'"
 
