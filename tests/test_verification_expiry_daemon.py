@@ -171,7 +171,9 @@ def test_worker_killed_with_kill_9_frees_the_lock_and_the_queue(daemon: Daemon) 
     assert cli.wait(timeout=180) == 0
     daemon.wait_holding(holder_id)
     wait_for(lambda: not daemon.box.verified_ids(), 30, "the first run to finish its work and hold on")
-    (step_start,) = daemon.instance.all_logs(holder_id, of_type=DagsterEventType.STEP_START)
+    (step_start,) = wait_for(
+        lambda: daemon.instance.all_logs(holder_id, of_type=DagsterEventType.STEP_START), 30, "the holder's step start"
+    )
     late = daemon.stale()
     follower_id, cli = daemon.launch()
     assert cli.wait(timeout=180) == 0
