@@ -36,13 +36,11 @@ from mungmo_pipelines.assets.keys import lag_sensor_name
 from mungmo_pipelines.core.config import SinkConnectorConfig
 from mungmo_pipelines.core.sink_offsets import SinkLag, measure_lag
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from mungmo_pipelines.sensors import DAEMON_LOOP_S, daemon_interval
+from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
 
 BACKLOG_TAG = "mungmo/backlog"
 RETRY_BACKOFF_S = 30
 RETRY_BACKOFF_MAX_S = 600
-STARTING = [DagsterRunStatus.QUEUED, DagsterRunStatus.NOT_STARTED, DagsterRunStatus.STARTING]
-RUNNING = [DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 
 
 def lag_run_key(lag: SinkLag) -> str:
@@ -89,7 +87,8 @@ def sink_lag_sensor(config: SinkConnectorConfig, job: str, other_writers: Sequen
         description=f"Requests `{job}` while sink connector `{config.name}` has consumer lag.",
     )
     def lag_sensor(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
-        for writer, statuses in [(job, STARTING), *((other, STARTING + RUNNING) for other in other_writers)]:
+        watched = [(job, WAITING_TO_START), *((other, WAITING_TO_START + RUNNING) for other in other_writers)]
+        for writer, statuses in watched:
             busy = context.instance.get_runs(filters=RunsFilter(job_name=writer, statuses=statuses), limit=1)
             if busy:
                 state = busy[0].status.value.lower()

@@ -41,16 +41,10 @@ from mungmo_pipelines.assets.keys import job_name
 from mungmo_pipelines.core.config import SourceConnectorConfig
 from mungmo_pipelines.core.source import GAP_HORIZON, SourceOffsetStore, probe_changes
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from mungmo_pipelines.sensors import DAEMON_LOOP_S, daemon_interval
+from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
 
 CONNECTOR_TAG = "mungmo/source"
-IN_PROGRESS = [
-    DagsterRunStatus.QUEUED,
-    DagsterRunStatus.NOT_STARTED,
-    DagsterRunStatus.STARTING,
-    DagsterRunStatus.STARTED,
-    DagsterRunStatus.CANCELING,
-]
+IN_PROGRESS = WAITING_TO_START + RUNNING
 
 
 def queue_runs_one_per_source(instance: DagsterInstance) -> bool:
