@@ -131,13 +131,16 @@ def source_change_sensor(
             cursor.state, cursor.attempt = "", 0
             return SensorResult(skip_reason=SkipReason("every table is at its offset"), cursor=cursor.dump())
         in_flight = None  # a started run of the target job a new run can queue behind
-        queue_serializes = queue_runs_one_per_source(context.instance)
         for job in busy_jobs:
             running = context.instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
             if not running:
                 continue
             run = running[0]
-            if job == target_job and run.status == DagsterRunStatus.STARTED and queue_serializes:
+            if (
+                job == target_job
+                and run.status == DagsterRunStatus.STARTED
+                and queue_runs_one_per_source(context.instance)
+            ):
                 in_flight = run
                 continue
             return SensorResult(
