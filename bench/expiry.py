@@ -26,9 +26,11 @@ from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, make_url, text
 
-from mungmo_pipelines.core.expiry import ExpiryEvents, MembersTable, VerificationExpiry, members_table_ddl
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.expiry.events import ExpiryEvents
+from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
+from mungmo_pipelines.core.expiry.run import VerificationExpiry
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url
 
 TABLE = MembersTable()
 

@@ -36,10 +36,12 @@ from dagster import DagsterInstance, Definitions
 from sqlalchemy import Engine, create_engine, make_url
 
 from mungmo_pipelines.assets.keys import topic_key
-from mungmo_pipelines.core.config import SINK_CLASS, SOURCE_CLASS, SourceConnectorConfig, load_connectors
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.source import JdbcSource
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
+from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 
 ROOT = Path(__file__).resolve().parents[1]
 DAEMONS_NEEDED = {"SENSOR", "QUEUED_RUN_COORDINATOR"}
@@ -83,7 +85,7 @@ class Stack:
             {
                 "name": f"{self.prefix}source",
                 "config": {
-                    "connector.class": SOURCE_CLASS,
+                    "connector.class": JDBC_SOURCE_CLASS,
                     "connection.url": f"{url}/{self.source_db}",
                     **account,
                     "mode": "incrementing",
@@ -96,7 +98,7 @@ class Stack:
             {
                 "name": f"{self.prefix}sink",
                 "config": {
-                    "connector.class": SINK_CLASS,
+                    "connector.class": JDBC_SINK_CLASS,
                     "connection.url": f"{url}/{self.target_db}",
                     **account,
                     "topics": self.topic,
@@ -122,7 +124,7 @@ class Stack:
             env["MUNGMO_BENCH_DB_PASSWORD"] = self.admin_url.password
         return env
 
-    def source_config(self) -> SourceConnectorConfig:
+    def source_config(self) -> JdbcSourceConfig:
         return load_connectors(self.connectors, self.environment()).sources[0]
 
     def drop(self) -> None:
@@ -191,7 +193,7 @@ class Watcher(threading.Thread):
 def measure(stack: Stack, count: int, interval_s: float, publish_inline: bool) -> list[float]:
     source_engine = create_engine(stack.admin_url.set(database=stack.source_db))
     target_engine = create_engine(stack.admin_url.set(database=stack.target_db))
-    source = JdbcSource(stack.source_config(), source_engine, stack.kafka) if publish_inline else None
+    source = run_jdbc_source(stack.source_config(), source_engine, stack.kafka) if publish_inline else None
     watcher = Watcher(target_engine, stack.topic)
     watcher.start()
     inserted: dict[int, float] = {}
@@ -253,7 +255,7 @@ def runs_by_job() -> dict[str, tuple[int, float, float]]:
     }
 
 
-def sensors_publishing(defs: Definitions, source: SourceConnectorConfig, sensors: list[str]) -> list[str]:
+def sensors_publishing(defs: Definitions, source: JdbcSourceConfig, sensors: list[str]) -> list[str]:
     """The chosen sensors whose job runs the source connector (so inserted rows reach the topic)."""
     topic = topic_key(source.topic_for(source.table_whitelist[0]))
     return [

@@ -38,24 +38,28 @@ import pymysql
 from pymysql.constants import FIELD_TYPE, FLAG
 from sqlalchemy import create_engine, make_url
 
-from mungmo_pipelines.core.config import SINK_CLASS, SinkConnectorConfig, parse_connector
-from mungmo_pipelines.core.connect_json import RowEncoder
-from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
-from mungmo_pipelines.core.mariadb_types import BINARY_CHARSET, SourceColumn, field_codec
-from mungmo_pipelines.core.sink import FETCH_BYTES, IDLE_POLL_SLEEP_MS, SQL_MODE, JdbcSink
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.connect.json_converter import RowEncoder
+from mungmo_pipelines.core.connect.source_types import field_codec
+from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions
+from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.mariadb.columns import BINARY_CHARSET, ResultColumn
+from mungmo_pipelines.core.mariadb.dialect import STRICT_SQL_MODE
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.sink.runtime import FETCH_BYTES, IDLE_POLL_SLEEP_MS, JdbcSink
 
 UTF8MB4 = 45  # utf8mb4_general_ci, as the server describes text columns in result sets
 # The protocol's column definitions of a members table (what the source reads from the server).
 COLUMNS = [
-    SourceColumn("seq", FIELD_TYPE.LONG, 11, 0, FLAG.NOT_NULL, BINARY_CHARSET),
-    SourceColumn("member_name", FIELD_TYPE.VAR_STRING, 200, 0, FLAG.NOT_NULL, UTF8MB4),
-    SourceColumn("pet_name", FIELD_TYPE.VAR_STRING, 200, 0, 0, UTF8MB4),
-    SourceColumn("neighbourhood", FIELD_TYPE.VAR_STRING, 400, 0, FLAG.NOT_NULL, UTF8MB4),
-    SourceColumn("walk_note", FIELD_TYPE.BLOB, 262140, 0, FLAG.BLOB, UTF8MB4),
-    SourceColumn("weight_kg", FIELD_TYPE.NEWDECIMAL, 7, 2, 0, BINARY_CHARSET),
-    SourceColumn("neutered", FIELD_TYPE.TINY, 4, 0, FLAG.NOT_NULL, BINARY_CHARSET),
-    SourceColumn("created_at", FIELD_TYPE.DATETIME, 23, 3, FLAG.NOT_NULL | FLAG.BINARY, BINARY_CHARSET),
+    ResultColumn("seq", FIELD_TYPE.LONG, 11, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    ResultColumn("member_name", FIELD_TYPE.VAR_STRING, 200, 0, FLAG.NOT_NULL, UTF8MB4),
+    ResultColumn("pet_name", FIELD_TYPE.VAR_STRING, 200, 0, 0, UTF8MB4),
+    ResultColumn("neighbourhood", FIELD_TYPE.VAR_STRING, 400, 0, FLAG.NOT_NULL, UTF8MB4),
+    ResultColumn("walk_note", FIELD_TYPE.BLOB, 262140, 0, FLAG.BLOB, UTF8MB4),
+    ResultColumn("weight_kg", FIELD_TYPE.NEWDECIMAL, 7, 2, 0, BINARY_CHARSET),
+    ResultColumn("neutered", FIELD_TYPE.TINY, 4, 0, FLAG.NOT_NULL, BINARY_CHARSET),
+    ResultColumn("created_at", FIELD_TYPE.DATETIME, 23, 3, FLAG.NOT_NULL | FLAG.BINARY, BINARY_CHARSET),
 ]
 # What auto.create makes of those fields (the insert table has no key, the upsert table keys on seq).
 TABLE_DDL = (
@@ -211,7 +215,7 @@ class Bench:
             database=self.database, charset="utf8mb4", autocommit=False,
         )  # fmt: skip
         with conn.cursor() as cursor:
-            cursor.execute("SET SESSION sql_mode = %s", (SQL_MODE,))
+            cursor.execute("SET SESSION sql_mode = %s", (STRICT_SQL_MODE,))
         return conn
 
     def create_table(self, table: str, keyed: bool) -> None:
@@ -240,7 +244,7 @@ class Bench:
         body = {
             "name": f"bench-{name}",
             "config": {
-                "connector.class": SINK_CLASS,
+                "connector.class": JDBC_SINK_CLASS,
                 "connection.url": f"jdbc:mysql://{self.admin_url.host}:{self.admin_url.port or 3306}/{self.database}",
                 "topics": self.topic,
                 "table.name.format": table,
@@ -250,7 +254,7 @@ class Bench:
             },
         }
         config = parse_connector(body)
-        assert isinstance(config, SinkConnectorConfig)
+        assert isinstance(config, JdbcSinkConfig)
         engine = create_engine(self.admin_url.set(database=self.database))
         return JdbcSink(config, engine, self.kafka)
 

@@ -40,9 +40,11 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, make_url  # noqa: E402
 
-from mungmo_pipelines.core.config import SOURCE_CLASS, parse_connector  # noqa: E402
-from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic  # noqa: E402
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url  # noqa: E402
+from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS  # noqa: E402
+from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
+from mungmo_pipelines.core.kafka.clients import KafkaSettings  # noqa: E402
+from mungmo_pipelines.core.kafka.topics import ensure_topic  # noqa: E402
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url  # noqa: E402
 
 SAMPLE = 10_000
 WALKS = """
@@ -77,7 +79,7 @@ def connector_body(database: str, topic_prefix: str, offsets_topic: str, **optio
     return {
         "name": f"bench-{topic_prefix}",
         "config": {
-            "connector.class": SOURCE_CLASS,
+            "connector.class": JDBC_SOURCE_CLASS,
             "connection.url": f"jdbc:mysql://{url.host}:{url.port or 3306}/{database}",
             "connection.user": url.username or "root",
             "connection.password": url.password or "",

@@ -17,8 +17,8 @@ from dagster import DagsterInstance, ExecuteInProcessResult
 from sqlalchemy import Engine, bindparam, create_engine, text
 
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry_run_config
-from mungmo_pipelines.core import stack_env
-from mungmo_pipelines.core.expiry import MembersTable, members_table_ddl
+from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, defs
 
 SOURCE_DB = "mungMo"
@@ -188,7 +188,7 @@ def expire_verifications(admin: Engine, instance: DagsterInstance) -> None:
 
 
 def main() -> None:
-    admin = create_engine(stack_env.mariadb_admin_url())
+    admin = create_engine(settings.mariadb_admin_url())
     instance = DagsterInstance.get()
     prepare(admin)
     insert_rows(admin, 5)

@@ -16,9 +16,10 @@ import pytest
 from kafka.errors import UnknownTopicOrPartitionError
 from sqlalchemy import Engine, create_engine, make_url
 
-from mungmo_pipelines.core.config import SINK_CLASS, SOURCE_CLASS
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_admin_url
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
+from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url
 
 os.environ.setdefault("MUNGMO_DB_PASSWORD", "mungmo-local-dev")
 
@@ -82,7 +83,7 @@ class Sandbox:
         return {
             "name": f"test-source-{self.suffix}",
             "config": {
-                "connector.class": SOURCE_CLASS,
+                "connector.class": JDBC_SOURCE_CLASS,
                 "connection.url": self.jdbc_url(database),
                 "connection.user": "mungmo",
                 "connection.password": "${env:MUNGMO_DB_PASSWORD}",
@@ -96,7 +97,7 @@ class Sandbox:
         return {
             "name": f"test-sink-{self.suffix}",
             "config": {
-                "connector.class": SINK_CLASS,
+                "connector.class": JDBC_SINK_CLASS,
                 "connection.url": self.jdbc_url(database),
                 "connection.user": "mungmo",
                 "connection.password": "${env:MUNGMO_DB_PASSWORD}",

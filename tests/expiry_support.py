@@ -20,11 +20,10 @@ from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy import Engine, create_engine, make_url, text
 
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry_run_config
-from mungmo_pipelines.core.expiry import MembersTable, members_table_ddl
-from mungmo_pipelines.core.kafka_io import KafkaSettings, read_to_end, topic_partitions
-from mungmo_pipelines.core.named_lock import lock_holder
-from mungmo_pipelines.core.stack_env import mariadb_admin_url
-from mungmo_pipelines.resources import MEMBERS_JDBC_URL_ENV, VERIFICATION_TOPIC_ENV
+from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
+from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions
+from mungmo_pipelines.core.mariadb.lock import lock_holder
+from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC, mariadb_admin_url
 from tests.conftest import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -110,8 +109,8 @@ class Members:
             **os.environ,
             "PYTHONPATH": str(ROOT),
             "DAGSTER_HOME": str(dagster_home),
-            MEMBERS_JDBC_URL_ENV: self.sandbox.jdbc_url(self.database),
-            VERIFICATION_TOPIC_ENV: self.topic,
+            MEMBERS_JDBC_URL.name: self.sandbox.jdbc_url(self.database),
+            VERIFICATION_EXPIRY_TOPIC.name: self.topic,
         }
 
 

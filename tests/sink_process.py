@@ -12,17 +12,18 @@ from pathlib import Path
 
 from sqlalchemy import create_engine
 
-from mungmo_pipelines.core import stack_env
-from mungmo_pipelines.core.config import SinkConnectorConfig, parse_connector
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.sink import JdbcSink
+from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.sink.runtime import JdbcSink
 
 
 def main(path: str) -> None:
     config = parse_connector(json.loads(Path(path).read_text()), path)
-    assert isinstance(config, SinkConnectorConfig)
-    engine = create_engine(config.connection.on_server(stack_env.mariadb_server_url()).sqlalchemy_url())
-    run = JdbcSink(config, engine, KafkaSettings(stack_env.kafka_bootstrap(), client_id="mungmo-crash-test")).run()
+    assert isinstance(config, JdbcSinkConfig)
+    engine = create_engine(config.connection.on_server(settings.mariadb_server_url()).sqlalchemy_url())
+    run = JdbcSink(config, engine, KafkaSettings(settings.kafka_bootstrap(), client_id="mungmo-crash-test")).run()
     print(json.dumps({"records": run.records}))
 
 

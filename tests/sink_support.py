@@ -9,10 +9,12 @@ from typing import Any
 from kafka import TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 
-from mungmo_pipelines.core.config import SinkConnectorConfig, parse_connector
-from mungmo_pipelines.core.connect_json import dumps
-from mungmo_pipelines.core.kafka_io import KafkaSettings, ensure_topic, read_to_end, topic_partitions
-from mungmo_pipelines.core.sink import JdbcSink, SinkRun
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.connect.json_converter import dumps
+from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions
+from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
 from tests.conftest import Sandbox
 
 Message = tuple[bytes | None, bytes | None]
@@ -80,13 +82,13 @@ class SinkCase:
     database: str
     topic: str
 
-    def config(self, **options: str) -> SinkConnectorConfig:
+    def config(self, **options: str) -> JdbcSinkConfig:
         options = {"topics": self.topic, **{k.replace("_", "."): v for k, v in options.items()}}
         config = parse_connector(self.sandbox.sink_body(self.database, **options))
-        assert isinstance(config, SinkConnectorConfig)
+        assert isinstance(config, JdbcSinkConfig)
         return config
 
-    def run(self, config: SinkConnectorConfig) -> SinkRun:
+    def run(self, config: JdbcSinkConfig) -> SinkRun:
         return JdbcSink(config, self.sandbox.engine(self.database), self.sandbox.kafka).run()
 
     def produce(self, messages: Iterable[Message], partitions: int = 1) -> None:

@@ -11,21 +11,24 @@ import pymysql
 from kafka import TopicPartition
 from sqlalchemy import make_url
 
-from mungmo_pipelines.core.config import SourceConnectorConfig, parse_connector
-from mungmo_pipelines.core.kafka_io import read_to_end, topic_partitions
-from mungmo_pipelines.core.source import JdbcSource, SourceOffsetStore, SourceRun
-from mungmo_pipelines.core.stack_env import mariadb_admin_url
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
+from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
+from mungmo_pipelines.core.source.offsets import SourceOffsetStore
+from mungmo_pipelines.core.source.runtime import SourceRun
 from tests.conftest import Sandbox
 
 
-def source_config(sandbox: Sandbox, database: str, **options: str) -> SourceConnectorConfig:
+def source_config(sandbox: Sandbox, database: str, **options: str) -> JdbcSourceConfig:
     config = parse_connector(sandbox.source_body(database, **options))
-    assert isinstance(config, SourceConnectorConfig)
+    assert isinstance(config, JdbcSourceConfig)
     return config
 
 
-def run_source(sandbox: Sandbox, config: SourceConnectorConfig, database: str) -> SourceRun:
-    return JdbcSource(config, sandbox.engine(database), sandbox.kafka).run()
+def run_source(sandbox: Sandbox, config: JdbcSourceConfig, database: str) -> SourceRun:
+    return run_jdbc_source(config, sandbox.engine(database), sandbox.kafka)
 
 
 def records(sandbox: Sandbox, topic: str, isolation: str = "read_committed") -> list[tuple[Any, Any]]:
@@ -42,7 +45,7 @@ def payloads(sandbox: Sandbox, topic: str, isolation: str = "read_committed") ->
     return [value["payload"] for _, value in records(sandbox, topic, isolation)]
 
 
-def stored_offsets(sandbox: Sandbox, config: SourceConnectorConfig) -> list[dict[str, Any]]:
+def stored_offsets(sandbox: Sandbox, config: JdbcSourceConfig) -> list[dict[str, Any]]:
     return list(SourceOffsetStore(sandbox.kafka, config.offsets_topic).load(config.name).values())
 
 
@@ -69,7 +72,7 @@ def writer(database: str) -> pymysql.connections.Connection:
     )
 
 
-def run_until(sandbox: Sandbox, config: SourceConnectorConfig, database: str, done: Callable[[], bool]) -> int:
+def run_until(sandbox: Sandbox, config: JdbcSourceConfig, database: str, done: Callable[[], bool]) -> int:
     """Run the source until ``done()``; returns the rows delivered.
 
     Any client's open write transaction on the server holds rows back (that is the no-skip rule),

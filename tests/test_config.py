@@ -8,15 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from mungmo_pipelines.core.config import (
-    SINK_CLASS,
-    SOURCE_CLASS,
-    ConnectorConfigError,
-    SinkConnectorConfig,
-    SourceConnectorConfig,
-    load_connectors,
-    parse_connector,
-)
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import load_connectors, parse_connector
+from mungmo_pipelines.core.errors import ConnectorConfigError
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
@@ -64,7 +59,7 @@ def test_seed_pair_loads_with_kafka_connect_defaults() -> None:
     connectors = load_connectors(ROOT / "connectors", ENV)
     (source,) = connectors.sources
     (sink,) = connectors.sinks
-    assert isinstance(source, SourceConnectorConfig) and isinstance(sink, SinkConnectorConfig)
+    assert isinstance(source, JdbcSourceConfig) and isinstance(sink, JdbcSinkConfig)
     assert (source.mode, source.incrementing_column, source.table_whitelist) == ("incrementing", "seq", ("test001",))
     assert source.topic_for("test001") == "my_topic_test001"
     assert (source.batch_max_rows, source.poll_interval_ms, source.db_timezone) == (100, 5000, "UTC")
@@ -107,7 +102,7 @@ def _broken(body: dict, **changes: object) -> dict:
 @pytest.mark.parametrize(
     ("body", "field", "expected"),
     [
-        (_broken(SEED_SOURCE, **{"connector.class": "com.example.Nope"}), "connector.class", SOURCE_CLASS),
+        (_broken(SEED_SOURCE, **{"connector.class": "com.example.Nope"}), "connector.class", JDBC_SOURCE_CLASS),
         (_broken(SEED_SOURCE, mode="sometimes"), "mode", "expected one of bulk, incrementing, timestamp"),
         (_broken(SEED_SOURCE, mode=None), "mode", "required option is missing"),
         (_broken(SEED_SOURCE, **{"topic.prefix": None}), "topic.prefix", "required option is missing"),
@@ -176,4 +171,4 @@ def test_duplicate_connector_names_are_rejected(tmp_path: Path) -> None:
 def test_sink_connector_class_short_name_is_accepted() -> None:
     body = _broken(SEED_SINK, **{"connector.class": "JdbcSinkConnector"})
     assert parse_connector(body, environ=ENV).name == SEED_SINK["name"]
-    assert SINK_CLASS.endswith("JdbcSinkConnector")
+    assert JDBC_SINK_CLASS.endswith("JdbcSinkConnector")

@@ -11,9 +11,9 @@ from pathlib import Path
 from dagster import AssetKey, DagsterInstance
 
 from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
-from mungmo_pipelines.core.config import load_connectors
+from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, build_definitions
-from mungmo_pipelines.sensors.source import CONNECTOR_TAG
+from mungmo_pipelines.sensors.source_changes import CONNECTOR_TAG
 from tests.conftest import Sandbox
 from tests.test_replication import TEST001
 

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from kafka import TopicPartition
 
-from mungmo_pipelines.core.kafka_io import TransactionalProducer, ensure_topic, wait_until_committed_visible
+from mungmo_pipelines.core.kafka.clients import wait_until_committed_visible
+from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.kafka.transactions import TransactionalProducer
 from tests.conftest import Sandbox
 
 

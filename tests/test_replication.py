@@ -8,9 +8,10 @@ from decimal import Decimal
 import pytest
 from kafka import TopicPartition
 
-from mungmo_pipelines.core.config import parse_connector
-from mungmo_pipelines.core.sink import JdbcSink
-from mungmo_pipelines.core.source import JdbcSource, SourceOffsetStore
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.sink.runtime import JdbcSink
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
+from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from tests.conftest import Sandbox
 
 TEST001 = """
@@ -83,7 +84,7 @@ class Pair:
             )
 
     def run_source(self):
-        return JdbcSource(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka).run()
+        return run_jdbc_source(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka)
 
     def run_sink(self):
         return JdbcSink(self.sink, self.sandbox.engine(self.target_db), self.sandbox.kafka).run()
@@ -117,7 +118,7 @@ def test_second_run_moves_only_new_rows_and_offsets_survive_restart(pair: Pair) 
     pair.run_source()
     pair.run_sink()
     pair.insert(ROWS[:2])
-    # A new JdbcSource is a restarted process: its offset comes back from the offsets topic.
+    # A new run_jdbc_source is a restarted process: its offset comes back from the offsets topic.
     second = pair.run_source()
     assert second.rows == 2
     assert second.tables[0].offset_before == {"incrementing": 3}

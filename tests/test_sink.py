@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mungmo_pipelines.core.sink import SinkError, Statement
+from mungmo_pipelines.core.errors import SinkError
+from mungmo_pipelines.core.sink.writers import Statement
 from tests.conftest import Sandbox
 from tests.sink_support import (
     MEMBER_FIELDS,

@@ -6,7 +6,12 @@ from pathlib import Path
 
 import pytest
 
-from mungmo_pipelines.core.config import SINK_OPTIONS, ConnectorConfigError, SinkConnectorConfig, parse_connector
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.config.options import options_of
+from mungmo_pipelines.core.errors import ConnectorConfigError
+
+SINK_OPTIONS = options_of(JdbcSinkConfig)
 
 BASE = {
     "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
@@ -15,9 +20,9 @@ BASE = {
 }
 
 
-def sink(**options: str) -> SinkConnectorConfig:
+def sink(**options: str) -> JdbcSinkConfig:
     parsed = parse_connector({"name": "s", "config": {**BASE, **options}}, environ={})
-    assert isinstance(parsed, SinkConnectorConfig)
+    assert isinstance(parsed, JdbcSinkConfig)
     return parsed
 
 
@@ -112,7 +117,7 @@ def test_bad_sink_options_are_named(options: dict, field: str, expected: str) ->
     assert expected in str(raised.value)
 
 
-def test_readme_lists_every_sink_option() -> None:
-    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text(encoding="utf-8")
-    section = readme[readme.index("### Sink options") : readme.index("### Types: Connect schema to MariaDB column")]
+def test_docs_list_every_sink_option() -> None:
+    page = (Path(__file__).resolve().parents[1] / "docs" / "sink.md").read_text(encoding="utf-8")
+    section = page[page.index("## Sink options") :]
     assert [name for name in SINK_OPTIONS if f"`{name}`" not in section] == []

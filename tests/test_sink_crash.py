@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
-from mungmo_pipelines.core.sink_offsets import OFFSETS_TABLE
+from mungmo_pipelines.core.sink.offsets import OFFSETS_TABLE
 from tests.conftest import Sandbox
 from tests.sink_support import SinkCase, headers_of, member, new_case, read_topic, tombstone
 

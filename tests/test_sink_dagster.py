@@ -17,12 +17,12 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.keys import job_name, lag_sensor_name, pipeline_job_name
-from mungmo_pipelines.core.config import load_connectors
-from mungmo_pipelines.core.stack_env import kafka_bootstrap, mariadb_server_url
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_server_url
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from mungmo_pipelines.sensors import sink as sink_sensors
-from mungmo_pipelines.sensors.sink import BACKLOG_TAG
+from mungmo_pipelines.sensors import sink_lag as sink_sensors
+from mungmo_pipelines.sensors.sink_lag import BACKLOG_TAG
 from tests.conftest import Sandbox
 from tests.sink_support import member, produce
 from tests.test_replication import TEST001

@@ -8,8 +8,10 @@ import pytest
 from kafka import TopicPartition
 
 from mungmo_pipelines.core import faults
-from mungmo_pipelines.core.kafka_io import ensure_topic
-from mungmo_pipelines.core.sink import JdbcSink, SinkError, WriterSession
+from mungmo_pipelines.core.errors import SinkError
+from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.sink.runtime import JdbcSink
+from mungmo_pipelines.core.sink.writers import WriterSession
 from tests.conftest import Sandbox
 from tests.sink_support import (
     MEMBER_FIELDS,
@@ -76,9 +78,9 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_land(case: SinkCa
         assert "Traceback" in header["__connect.errors.exception.stacktrace"]
     stages = [(h["__connect.errors.stage"], h["__connect.errors.exception.class.name"]) for h in headers]
     assert stages == [
-        ("VALUE_CONVERTER", "mungmo_pipelines.core.connect_json.MalformedRecord"),
-        ("VALUE_CONVERTER", "mungmo_pipelines.core.connect_json.MalformedRecord"),
-        ("TASK_PUT", "mungmo_pipelines.core.connect_json.MalformedRecord"),
+        ("VALUE_CONVERTER", "mungmo_pipelines.core.errors.MalformedRecord"),
+        ("VALUE_CONVERTER", "mungmo_pipelines.core.errors.MalformedRecord"),
+        ("TASK_PUT", "mungmo_pipelines.core.errors.MalformedRecord"),
         ("TASK_PUT", "pymysql.err.DataError"),
         ("TASK_PUT", "pymysql.err.IntegrityError"),
     ]
@@ -91,7 +93,7 @@ def test_bad_records_go_to_the_dead_letter_topic_and_good_ones_land(case: SinkCa
     )
     assert "MariaDB error 1406: Data too long for column 'member_name'" in messages[3]
     assert "MariaDB error 1048: Column 'pet_name' cannot be null" in messages[4]
-    assert headers[0]["__connect.errors.class.name"] == "mungmo_pipelines.core.sink.JdbcSink"
+    assert headers[0]["__connect.errors.class.name"] == "mungmo_pipelines.core.sink.runtime.JdbcSink"
 
 
 def test_context_headers_can_be_turned_off_and_original_headers_are_kept(sandbox: Sandbox) -> None:

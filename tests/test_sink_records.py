@@ -5,14 +5,16 @@ from __future__ import annotations
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
-from mungmo_pipelines.core.config import SinkConnectorConfig, parse_connector
-from mungmo_pipelines.core.connect_json import dumps
-from mungmo_pipelines.core.mariadb_types import UTC
-from mungmo_pipelines.core.sink_records import KEY_CONVERTER, TASK_PUT, VALUE_CONVERTER, RecordDecoder, RecordRejected
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.connect.json_converter import dumps
+from mungmo_pipelines.core.connect.schema import UTC
+from mungmo_pipelines.core.errors import RecordRejected
+from mungmo_pipelines.core.sink.records import KEY_CONVERTER, TASK_PUT, VALUE_CONVERTER, RecordDecoder
 from tests.sink_support import KEY_FIELDS, MEMBER_FIELDS, envelope, field, member, primitive, tombstone
 
 
-def config(**options: str) -> SinkConnectorConfig:
+def config(**options: str) -> JdbcSinkConfig:
     body = {
         "name": "unit",
         "config": {
@@ -23,7 +25,7 @@ def config(**options: str) -> SinkConnectorConfig:
         },
     }
     parsed = parse_connector(body)
-    assert isinstance(parsed, SinkConnectorConfig)
+    assert isinstance(parsed, JdbcSinkConfig)
     return parsed
 
 

@@ -9,18 +9,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from mungmo_pipelines.core.mariadb_types import (
-    DATE,
-    DECIMAL,
-    TIME,
-    TIMESTAMP,
-    UTC,
-    Column,
-    ConnectValueError,
-    column_ddl,
-    column_holds,
-    value_literal,
-)
+from mungmo_pipelines.core.connect.schema import DATE, DECIMAL, TIME, TIMESTAMP, UTC
+from mungmo_pipelines.core.connect.sink_types import column_ddl, column_holds, value_literal
+from mungmo_pipelines.core.errors import ConnectValueError
+from mungmo_pipelines.core.mariadb.columns import TableColumn
 from tests.conftest import Sandbox
 
 
@@ -138,8 +130,8 @@ def test_literals_read_back_from_mariadb_as_the_value(
     assert sandbox.rows(database, "SELECT v FROM t") == [(expected,)]
 
 
-def column(data_type: str, column_type: str, precision: int | None = None, scale: int | None = None) -> Column:
-    return Column("c", data_type, column_type, True, precision, scale)
+def column(data_type: str, column_type: str, precision: int | None = None, scale: int | None = None) -> TableColumn:
+    return TableColumn("c", data_type, column_type, True, precision, scale)
 
 
 @pytest.mark.parametrize(
@@ -164,7 +156,7 @@ def column(data_type: str, column_type: str, precision: int | None = None, scale
         (schema("int32", DATE), column("datetime", "datetime"), False),
     ],
 )
-def test_existing_columns_are_compared_through_the_mapping(field: dict, existing: Column, holds: bool) -> None:
+def test_existing_columns_are_compared_through_the_mapping(field: dict, existing: TableColumn, holds: bool) -> None:
     assert column_holds(field, existing) is holds
 
 

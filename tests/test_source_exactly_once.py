@@ -11,9 +11,10 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine
 
-from mungmo_pipelines.core.config import ConnectorConfigError, parse_connector
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.errors import ConnectorConfigError, SourceError
 from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
-from mungmo_pipelines.core.source import JdbcSource, SourceError
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from tests.conftest import Sandbox
 from tests.source_helpers import payloads, run_source, run_until, source_config, stored_offsets
 
@@ -24,12 +25,12 @@ ROOT = Path(__file__).resolve().parents[1]
 SOURCE_RUN = """
 import json, sys
 from sqlalchemy import create_engine
-from mungmo_pipelines.core.config import parse_connector
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.source import JdbcSource
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 
 body, url, bootstrap = json.loads(sys.argv[1]), sys.argv[2], sys.argv[3]
-JdbcSource(parse_connector(body), create_engine(url), KafkaSettings(bootstrap)).run()
+run_jdbc_source(parse_connector(body), create_engine(url), KafkaSettings(bootstrap))
 """
 
 
@@ -234,7 +235,7 @@ def test_a_user_without_process_privilege_is_told_which_grant_is_missing(sandbox
         config = parse_connector(body)
         url = sandbox.engine(database).url.set(username=user, password="no-process")
         with pytest.raises(SourceError, match=r"needs the PROCESS privilege .*GRANT PROCESS"):
-            JdbcSource(config, create_engine(url), sandbox.kafka).run()
+            run_jdbc_source(config, create_engine(url), sandbox.kafka)
     finally:
         with sandbox.admin.begin() as conn:
             conn.exec_driver_sql(f"DROP USER '{user}'@'127.0.0.1'")

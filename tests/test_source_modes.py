@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from mungmo_pipelines.core.source import SourceOffsetStore, probe_changes
+from mungmo_pipelines.core.source.offsets import SourceOffsetStore
+from mungmo_pipelines.core.source.probe import probe_changes
 from tests.conftest import Sandbox
 from tests.source_helpers import end_offset, payloads, run_source, run_until, source_config, stored_offsets, writer
 

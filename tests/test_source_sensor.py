@@ -12,11 +12,11 @@ import yaml
 from dagster import AssetKey, DagsterInstance, DagsterRun, DagsterRunStatus, build_sensor_context, instance_for_test
 
 from mungmo_pipelines.assets.keys import job_name
-from mungmo_pipelines.core.config import load_connectors
-from mungmo_pipelines.core.stack_env import kafka_bootstrap
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.settings import kafka_bootstrap
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from mungmo_pipelines.sensors.source import (
+from mungmo_pipelines.sensors.source_changes import (
     ChangeCursor,
     minimum_interval_seconds,
     poll_seconds,

@@ -1,4 +1,4 @@
-"""One row of every MariaDB type against hand-written JsonConverter JSON, and the README's type table."""
+"""One row of every MariaDB type against hand-written JsonConverter JSON, and the generated docs tables."""
 
 from __future__ import annotations
 
@@ -9,10 +9,10 @@ from typing import Any
 
 import pytest
 
-from mungmo_pipelines.core.connect_json import jackson_json
-from mungmo_pipelines.core.kafka_io import read_to_end, topic_partitions
-from mungmo_pipelines.core.mariadb_types import java_double_text, java_float_text, source_types_markdown
-from mungmo_pipelines.core.source import source_options_markdown
+from mungmo_pipelines.core.connect.java_numbers import java_double_text, java_float_text
+from mungmo_pipelines.core.connect.json_converter import jackson_json
+from mungmo_pipelines.core.docs import stale_pages
+from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
 from tests.conftest import Sandbox
 from tests.source_helpers import run_source, source_config
 
@@ -132,10 +132,8 @@ def test_db_timezone_moves_datetime_but_not_timestamp_or_time(sandbox: Sandbox) 
         assert first[name] == expected, name
 
 
-def test_readme_type_and_option_tables_are_the_code_tables() -> None:
-    readme = (ROOT / "README.md").read_text(encoding="utf-8")
-    assert source_types_markdown() in readme
-    assert source_options_markdown() in readme
+def test_docs_type_and_option_tables_are_the_code_tables() -> None:
+    assert stale_pages() == []
 
 
 @pytest.mark.parametrize(

@@ -20,21 +20,15 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.verification import AS_OF_TAG, EXPIRY_JOB, SKIPPED_TAG
-from mungmo_pipelines.core.config import load_connectors
-from mungmo_pipelines.core.expiry import (
-    EventPublishError,
-    ExpiryEvents,
-    MembersTable,
-    MembersTableError,
-    VerificationExpiry,
-    check_schema,
-    event_id,
-    parse_as_of,
-)
-from mungmo_pipelines.core.kafka_io import KafkaSettings
-from mungmo_pipelines.core.named_lock import NamedLock, lock_name
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.errors import EventPublishError, MembersTableError
+from mungmo_pipelines.core.expiry.events import ExpiryEvents
+from mungmo_pipelines.core.expiry.members import MembersTable, check_schema, event_id, parse_as_of
+from mungmo_pipelines.core.expiry.run import VerificationExpiry
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.mariadb.lock import NamedLock, lock_name
+from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC
 from mungmo_pipelines.definitions import build_definitions
-from mungmo_pipelines.resources import MEMBERS_JDBC_URL_ENV, VERIFICATION_TOPIC_ENV
 from mungmo_pipelines.schedules import EXPIRY_CRON, EXPIRY_SCHEDULE, EXPIRY_TIMEZONE
 from tests.conftest import Sandbox
 from tests.expiry_support import TABLE, Members, dagster_home, job_run_config, materialization, members, naive_utc
@@ -186,8 +180,8 @@ def instance(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Dagste
 
 @pytest.fixture
 def defs(box: Members, monkeypatch: pytest.MonkeyPatch) -> Definitions:
-    monkeypatch.setenv(MEMBERS_JDBC_URL_ENV, box.sandbox.jdbc_url(box.database))
-    monkeypatch.setenv(VERIFICATION_TOPIC_ENV, box.topic)
+    monkeypatch.setenv(MEMBERS_JDBC_URL.name, box.sandbox.jdbc_url(box.database))
+    monkeypatch.setenv(VERIFICATION_EXPIRY_TOPIC.name, box.topic)
     return build_definitions(load_connectors())
 
 

@@ -15,9 +15,9 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, build_schedule_context
 
 from mungmo_pipelines.assets.verification import SKIPPED_TAG
-from mungmo_pipelines.core.config import load_connectors
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC
 from mungmo_pipelines.definitions import build_definitions
-from mungmo_pipelines.resources import MEMBERS_JDBC_URL_ENV, VERIFICATION_TOPIC_ENV
 from mungmo_pipelines.schedules import EXPIRY_SCHEDULE
 from tests.conftest import Sandbox
 from tests.expiry_support import (
@@ -96,8 +96,8 @@ def test_holder_killed_with_kill_9_frees_the_lock_at_once(
     wait_for_holder(box, holder)
     wait_for(lambda: not box.verified_ids(), 30, "the first run to finish its work and hold on")
 
-    monkeypatch.setenv(MEMBERS_JDBC_URL_ENV, env[MEMBERS_JDBC_URL_ENV])
-    monkeypatch.setenv(VERIFICATION_TOPIC_ENV, box.topic)
+    monkeypatch.setenv(MEMBERS_JDBC_URL.name, env[MEMBERS_JDBC_URL.name])
+    monkeypatch.setenv(VERIFICATION_EXPIRY_TOPIC.name, box.topic)
     schedule = build_definitions(load_connectors()).resolve_schedule_def(EXPIRY_SCHEDULE)
     with DagsterInstance.get() as instance:
         (running,) = job_runs(instance)

@@ -6,7 +6,8 @@ import re
 
 from dagster import AssetKey
 
-from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 
 
 def table_key(database: str, table: str) -> AssetKey:
@@ -22,10 +23,14 @@ def job_name(connector_name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", connector_name)
 
 
-def pipeline_job_name(source: SourceConnectorConfig) -> str:
+def pipeline_job_name(source: JdbcSourceConfig) -> str:
     """The job that runs a source connector and then every sink reading its topics, in one run."""
     return f"{job_name(source.name)}_pipeline"
 
 
-def lag_sensor_name(sink: SinkConnectorConfig) -> str:
+def lag_sensor_name(sink: JdbcSinkConfig) -> str:
     return f"{job_name(sink.name)}_lag_sensor"
+
+
+def change_sensor_name(source: JdbcSourceConfig) -> str:
+    return f"{job_name(source.name)}_changes"

@@ -1,4 +1,4 @@
-"""Neighbourhood verification expiry in Dagster: the members table as an asset, its job and its check.
+"""Neighbourhood verification expiry in Dagster: the members table and the events topic as assets.
 
 The job's runs share one run-level concurrency tag (limited to 1 in ``dagster.yaml``) and a
 ``dagster/max_runtime``; the run itself takes the MariaDB named lock for the members table, so
@@ -12,29 +12,25 @@ from datetime import UTC, datetime
 from typing import Any
 
 from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
     AssetExecutionContext,
     AssetKey,
     AssetsDefinition,
     AssetSpec,
     Config,
     MaterializeResult,
-    asset_check,
     multi_asset,
 )
 from pydantic import Field
 
 from mungmo_pipelines.assets.keys import table_key, topic_key
-from mungmo_pipelines.core.expiry import ExpiryEvents, VerificationExpiry, overdue_verifications, parse_as_of
-from mungmo_pipelines.core.named_lock import LockHeldElsewhere, NamedLock
+from mungmo_pipelines.core.expiry.events import ExpiryEvents
+from mungmo_pipelines.core.expiry.members import parse_as_of
+from mungmo_pipelines.core.expiry.run import VerificationExpiry
+from mungmo_pipelines.core.mariadb.lock import LockHeldElsewhere, NamedLock
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource, VerificationExpiryResource
 
 EXPIRY_JOB = "neighbourhood_verification_expiry"
 EXPIRY_OP = "expire_neighbourhood_verifications"
-CHECK_NAME = "no_verification_past_cutoff"
 # dagster.yaml limits runs carrying this tag to one at a time (concurrency: runs: tag_concurrency_limits).
 RUN_LOCK_TAG = {"mungmo/run_lock": EXPIRY_JOB}
 # Run monitoring fails a run older than this (ShedLock's lockAtMostFor); chunks already committed stay.
@@ -62,13 +58,11 @@ def members_key(settings: VerificationExpiryResource) -> AssetKey:
     return table_key(settings.database, settings.table)
 
 
-def _iso(moment: datetime) -> str:
+def iso(moment: datetime) -> str:
     return moment.isoformat(timespec="milliseconds")
 
 
-def verification_expiry_assets(
-    settings: VerificationExpiryResource,
-) -> tuple[AssetsDefinition, AssetChecksDefinition]:
+def verification_expiry_asset(settings: VerificationExpiryResource) -> AssetsDefinition:
     members = members_key(settings)
     events = topic_key(settings.topic)
     specs = [
@@ -99,7 +93,7 @@ def verification_expiry_assets(
         verification: VerificationExpiryResource,
     ) -> Iterator[MaterializeResult]:
         as_of = run_as_of(context, config)
-        context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: _iso(as_of)})
+        context.instance.add_run_tags(context.run.run_id, {AS_OF_TAG: iso(as_of)})
         engine = mariadb.engine(verification.connection())
         name = verification.lock_name()
         try:
@@ -119,23 +113,23 @@ def verification_expiry_assets(
                 "scans the table; see README, Neighbourhood verification expiry"
             )
         context.log.info(
-            f"expired {result.expired} verifications granted at or before {_iso(result.cutoff)} "
+            f"expired {result.expired} verifications granted at or before {iso(result.cutoff)} "
             f"in {result.chunks} chunks; {result.events_published} events published"
         )
         yield MaterializeResult(
             asset_key=members,
             metadata={
                 "expired": result.expired,
-                "as_of": _iso(as_of),
-                "cutoff": _iso(result.cutoff),
+                "as_of": iso(as_of),
+                "cutoff": iso(result.cutoff),
                 "chunks": result.chunks,
                 "chunk_size": verification.chunk_size,
                 "duration_s": round(result.seconds, 3),
                 "db_s": round(result.db_seconds, 3),
                 "verification_index": result.verification_index or "MISSING",
                 "lock": f"{name} (connection {lock.connection_id})",
-                "lock_acquired_at": _iso(lock.acquired_at),
-                "lock_released_at": _iso(lock.released_at or datetime.now(UTC)),
+                "lock_acquired_at": iso(lock.acquired_at),
+                "lock_released_at": iso(lock.released_at or datetime.now(UTC)),
             },
         )
         yield MaterializeResult(
@@ -147,33 +141,7 @@ def verification_expiry_assets(
             },
         )
 
-    @asset_check(
-        asset=members,
-        name=CHECK_NAME,
-        description="Fails if any member is still verified past the cut-off of the latest expiry run.",
-    )
-    def no_verification_past_cutoff(
-        context: AssetCheckExecutionContext, mariadb: MariaDBResource, verification: VerificationExpiryResource
-    ) -> AssetCheckResult:
-        latest = context.instance.get_latest_materialization_event(members)
-        if latest is None or latest.asset_materialization is None:
-            return AssetCheckResult(passed=True, description="no expiry run has materialized the table yet")
-        as_of = parse_as_of(str(latest.asset_materialization.metadata["as_of"].value))
-        table = verification.members_table()
-        count, oldest = overdue_verifications(mariadb.engine(verification.connection()), table, as_of)
-        return AssetCheckResult(
-            passed=count == 0,
-            severity=AssetCheckSeverity.ERROR,
-            description=f"{count} members still verified at or before {_iso(table.cutoff(as_of))}",
-            metadata={
-                "still_verified": count,
-                "as_of": _iso(as_of),
-                "expiry_run": latest.run_id,
-                "oldest_verified_at": _iso(oldest) if oldest else "",
-            },
-        )
-
-    return expire, no_verification_past_cutoff
+    return expire
 
 
 def run_as_of(context: AssetExecutionContext, config: ExpiryRunConfig) -> datetime:

@@ -1,10 +1,10 @@
 """Fault injection for the crash tests: stop at a named point of a commit protocol.
 
-The sink calls ``reached("sink.<point>")`` between the steps whose order makes it exactly-once.
-Normally that is a dictionary lookup and nothing happens. A test process started with
-``MUNGMO_FAULT_INJECTION="sink.before_commit:3"`` kills itself with SIGKILL (``kill -9``: no
-cleanup, no rollback sent) the 3rd time it reaches ``sink.before_commit``; in-process tests
-install a callback with ``install``. Never set the variable outside tests.
+The source and the sink call ``reached("<side>.<point>")`` between the steps whose order makes
+them exactly-once. Normally that is a dictionary lookup and nothing happens. A test process
+started with ``MUNGMO_FAULT_INJECTION="sink.before_commit:3"`` kills itself with SIGKILL
+(``kill -9``: no cleanup, no rollback sent) the 3rd time it reaches ``sink.before_commit``;
+in-process tests install a callback with ``install``. Never set the variable outside tests.
 """
 
 from __future__ import annotations
@@ -13,7 +13,9 @@ import os
 import signal
 from collections.abc import Callable
 
-FAULT_INJECTION_ENV = "MUNGMO_FAULT_INJECTION"
+from mungmo_pipelines.core.settings import FAULT_INJECTION
+
+FAULT_INJECTION_ENV = FAULT_INJECTION.name
 
 _hooks: dict[str, Callable[[], None]] = {}
 _counts: dict[str, int] = {}
@@ -29,7 +31,7 @@ def _kill_at(point: str, occurrence: int) -> None:
 
 
 def _from_environment() -> None:
-    setting = os.environ.get(FAULT_INJECTION_ENV, "")
+    setting = FAULT_INJECTION.get() or ""
     if setting:
         point, _, occurrence = setting.rpartition(":")
         if not point or not occurrence.isdigit():

@@ -1,4 +1,5 @@
-"""Sensors: what requests runs when there is something to replicate."""
+"""Sensors: what requests runs when there is something to replicate (``source_changes.py`` per source
+connector, ``sink_lag.py`` per sink connector), and what they share."""
 
 from dagster import DagsterRunStatus
 

@@ -1,0 +1,1 @@
+"""Asset checks: the expiry's (``verification.py``)."""

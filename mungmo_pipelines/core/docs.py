@@ -1,0 +1,63 @@
+"""The generated parts of ``docs/``: option, type and setting tables, rendered from the code.
+
+Each generated block sits between ``<!-- generated:NAME -->`` and ``<!-- /generated:NAME -->``
+in its page. ``python -m mungmo_pipelines.core.docs`` rewrites the blocks; ``--check`` exits
+non-zero when a page differs from the code (the test suite runs the same comparison).
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from collections.abc import Callable
+from pathlib import Path
+
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.options import options_markdown
+from mungmo_pipelines.core.connect.sink_types import sink_types_markdown
+from mungmo_pipelines.core.connect.source_types import source_types_markdown
+from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
+
+# page (relative to the project root) -> block name -> what renders it
+GENERATED: dict[str, dict[str, Callable[[], str]]] = {
+    "docs/source.md": {"jdbc-source-options": lambda: options_markdown(JdbcSourceConfig)},
+    "docs/sink.md": {"jdbc-sink-options": lambda: options_markdown(JdbcSinkConfig)},
+    "docs/types.md": {"source-types": source_types_markdown, "sink-types": sink_types_markdown},
+    "docs/stack.md": {"settings": settings_markdown},
+}
+
+
+def _block(name: str) -> re.Pattern[str]:
+    return re.compile(rf"(<!-- generated:{re.escape(name)} -->\n).*?(\n<!-- /generated:{re.escape(name)} -->)", re.S)
+
+
+def render(page: str, text: str) -> str:
+    """``text`` of ``page`` with every generated block replaced by what the code renders now."""
+    for name, make in GENERATED[page].items():
+        pattern = _block(name)
+        if not pattern.search(text):
+            raise LookupError(f"{page} has no block <!-- generated:{name} --> … <!-- /generated:{name} -->")
+        text = pattern.sub(lambda match, make=make: match[1] + make() + match[2], text)
+    return text
+
+
+def stale_pages(root: Path = PROJECT_ROOT) -> list[str]:
+    """The pages whose generated blocks differ from the code."""
+    return [page for page in GENERATED if render(page, (root / page).read_text()) != (root / page).read_text()]
+
+
+def main(argv: list[str]) -> int:
+    if "--check" in argv:
+        stale = stale_pages()
+        for page in stale:
+            print(f"{page}: generated tables differ from the code; run python -m mungmo_pipelines.core.docs")
+        return 1 if stale else 0
+    for page in GENERATED:
+        path = PROJECT_ROOT / page
+        path.write_text(render(page, path.read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main(sys.argv[1:]))

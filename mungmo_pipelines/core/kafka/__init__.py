@@ -1,0 +1,1 @@
+"""Kafka: clients and topics, and the transactional producer every source commits through."""

@@ -1,0 +1,107 @@
+"""Catalog readers: what tables, columns and keys a database has, from ``information_schema``.
+
+Each reader works on the connection's current database (``DATABASE()``), through a DB-API
+:class:`~mungmo_pipelines.core.mariadb.session.Cursor`.
+"""
+
+from __future__ import annotations
+
+from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn
+from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
+
+
+def current_database(cursor: Cursor) -> str:
+    cursor.execute("SELECT DATABASE()")
+    return str(fetch_one(cursor)[0])
+
+
+def list_tables(cursor: Cursor) -> list[str]:
+    """Base tables of the connection's own database only (never same-named tables elsewhere)."""
+    cursor.execute(
+        "SELECT TABLE_NAME FROM information_schema.TABLES "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME"
+    )
+    return [row[0] for row in cursor.fetchall()]
+
+
+def table_engine(cursor: Cursor, table: str) -> str | None:
+    """The table's storage engine, ``""`` for a view, ``None`` when there is no such table."""
+    cursor.execute(
+        "SELECT ENGINE FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s", (table,)
+    )
+    found = cursor.fetchone()
+    return None if found is None else found[0] or ""
+
+
+def table_columns(cursor: Cursor, table: str) -> tuple[TableColumn, ...]:
+    """The table's columns in ordinal order (empty when there is no such table)."""
+    cursor.execute(
+        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
+        "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, IS_GENERATED "
+        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
+        (table,),
+    )
+    return tuple(
+        TableColumn(
+            name=row[0],
+            data_type=row[1].lower(),
+            column_type=row[2],
+            nullable=row[3] == "YES",
+            numeric_precision=row[4],
+            numeric_scale=row[5],
+            datetime_precision=row[6],
+            character_maximum_length=row[7],
+            charset=row[8],
+            default=row[9],
+            auto_increment="auto_increment" in (row[10] or "").lower(),
+            generated=(row[11] or "NEVER") != "NEVER",
+        )
+        for row in cursor.fetchall()
+    )
+
+
+def table_indexes(cursor: Cursor, table: str, unique_only: bool = False) -> dict[str, tuple[str, ...]]:
+    """Index name -> its columns in order (``PRIMARY`` for the primary key)."""
+    cursor.execute(
+        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
+        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        + (" AND NON_UNIQUE = 0" if unique_only else "")
+        + " ORDER BY INDEX_NAME, SEQ_IN_INDEX",
+        (table,),
+    )
+    indexes: dict[str, tuple[str, ...]] = {}
+    for index, column in cursor.fetchall():
+        indexes[index] = (*indexes.get(index, ()), column)
+    return indexes
+
+
+def primary_key(cursor: Cursor, table: str) -> tuple[str, ...]:
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
+        (table,),
+    )
+    return tuple(row[0] for row in cursor.fetchall())
+
+
+def auto_increment_column(cursor: Cursor, table: str) -> str | None:
+    cursor.execute(
+        "SELECT COLUMN_NAME FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() "
+        "AND TABLE_NAME = %s AND EXTRA LIKE '%%auto_increment%%'",
+        (table,),
+    )
+    found = cursor.fetchone()
+    return None if found is None else found[0]
+
+
+def result_columns(cursor: Cursor, from_sql: str) -> tuple[ResultColumn, ...]:
+    """The columns of ``SELECT * FROM <from_sql>`` as the protocol describes them (what a JDBC driver saw).
+
+    PyMySQL exposes each column's flags and charset only on its private ``_result.fields``
+    (``cursor.description`` lacks both, and they decide UNSIGNED, NOT NULL and binary vs text):
+    the one reach into PyMySQL's privates.
+    """
+    cursor.execute(f"SELECT * FROM {from_sql} LIMIT 0")
+    fields = cursor._result.fields  # type: ignore[attr-defined]
+    cursor.fetchall()
+    return tuple(ResultColumn.from_field(f) for f in fields)

@@ -1,0 +1,66 @@
+"""Database sessions: the DB-API shapes the core relies on, and raw PyMySQL connections from an engine.
+
+Hot paths (the sink's writer, the source's streaming reads) use PyMySQL connections directly,
+not SQLAlchemy's, to control session settings and client flags; :class:`Cursor` types them
+without ``Any``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any, Protocol
+
+import pymysql
+from sqlalchemy import Connection, Engine
+
+Row = tuple[Any, ...]
+
+
+class Cursor(Protocol):
+    """The part of a DB-API cursor the core uses (PyMySQL's, or SQLAlchemy's raw one)."""
+
+    def execute(self, query: str, args: Any = ...) -> int: ...
+
+    def fetchone(self) -> Row | None: ...
+
+    def fetchall(self) -> Sequence[Row]: ...
+
+    def close(self) -> None: ...
+
+
+def fetch_one(cursor: Cursor) -> Row:
+    """The row a statement that always returns one row returned (``SELECT COUNT(*)``, ``SELECT @@x``)."""
+    row = cursor.fetchone()
+    if row is None:
+        raise LookupError("the statement returned no row")
+    return row
+
+
+@contextmanager
+def dbapi_cursor(conn: Connection) -> Iterator[Cursor]:
+    """A DB-API cursor on an SQLAlchemy connection's own session."""
+    dbapi = conn.connection.dbapi_connection
+    assert dbapi is not None  # a checked-out connection always has one
+    cursor = dbapi.cursor()
+    try:
+        yield cursor
+    finally:
+        cursor.close()
+
+
+def connect(engine: Engine, **options: Any) -> pymysql.Connection:
+    """A new PyMySQL connection to ``engine``'s database, with ``options`` overriding the engine's.
+
+    ``client_flag`` given here replaces the engine's flags (SQLAlchemy sets ``CLIENT.FOUND_ROWS``,
+    which callers that count changed rows must not have).
+    """
+    args, kwargs = engine.dialect.create_connect_args(engine.url)
+    kwargs.update(options)
+    return pymysql.connect(*args, **kwargs)
+
+
+def engine_client_flags(engine: Engine) -> int:
+    """The client flags SQLAlchemy's dialect gives connections of ``engine``."""
+    _, kwargs = engine.dialect.create_connect_args(engine.url)
+    return int(kwargs.get("client_flag", 0))

@@ -1,0 +1,159 @@
+"""Every ``MUNGMO_*`` environment variable: its default, what it does, and who reads it.
+
+The project reads them here and nowhere else; ``scripts/stack`` (a shell script) reads its own
+ones under the same names, listed here too so that one table documents them all
+(``docs/stack.md`` is generated from :data:`SETTINGS`).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass(frozen=True)
+class Setting:
+    """One environment variable; an empty value counts as unset."""
+
+    name: str
+    default: str | None
+    doc: str
+    read_by: str = "the project"
+
+    def get(self, environ: Mapping[str, str] | None = None) -> str | None:
+        value = (os.environ if environ is None else environ).get(self.name)
+        return value if value else self.default
+
+    def is_set(self, environ: Mapping[str, str] | None = None) -> bool:
+        return bool((os.environ if environ is None else environ).get(self.name))
+
+
+MARIADB_URL = Setting(
+    "MUNGMO_MARIADB_URL",
+    None,
+    "`mysql+pymysql://user:password@host:port` of an existing MariaDB: every connector (and the expiry) is "
+    "pointed at this server, keeping its own database; `scripts/stack` then starts no MariaDB",
+)
+MARIADB_PORT = Setting("MUNGMO_MARIADB_PORT", "3306", "port of the local stack's MariaDB (127.0.0.1)")
+MARIADB_ADMIN_URL = Setting(
+    "MUNGMO_MARIADB_ADMIN_URL",
+    None,
+    "an account that may create databases and users, for tests, benches and the demo's schema "
+    "(default: root on the local stack's port)",
+)
+KAFKA_BOOTSTRAP = Setting(
+    "MUNGMO_KAFKA_BOOTSTRAP",
+    None,
+    "`host:port[,host:port]` of an existing Kafka cluster; `scripts/stack` then starts no broker "
+    "(default: the local stack's broker)",
+)
+KAFKA_PORT = Setting("MUNGMO_KAFKA_PORT", "9092", "port of the local stack's Kafka broker (127.0.0.1)")
+KAFKA_CONTROLLER_PORT = Setting(
+    "MUNGMO_KAFKA_CONTROLLER_PORT", "9093", "port of the local stack's KRaft controller", "scripts/stack"
+)
+DB_PASSWORD = Setting(
+    "MUNGMO_DB_PASSWORD",
+    None,
+    "the database password the committed connector bodies reference as `${env:MUNGMO_DB_PASSWORD}`, and the "
+    "expiry's password (the Makefile sets `mungmo-local-dev` for the local stack only)",
+)
+CONNECTORS_DIR = Setting(
+    "MUNGMO_CONNECTORS_DIR", None, "directory of connector bodies (`*.json`) (default: `connectors/` of the project)"
+)
+OFFSETS_TOPIC = Setting(
+    "MUNGMO_OFFSETS_TOPIC",
+    "mungmo-connect-offsets",
+    "compacted topic of source offsets for source connectors without `offsets.storage.topic`",
+)
+MEMBERS_JDBC_URL = Setting(
+    "MUNGMO_MEMBERS_JDBC_URL",
+    "jdbc:mysql://localhost:3306/mungMo",
+    "the neighbourhood-verification expiry's members database (moved to `MUNGMO_MARIADB_URL`'s server when set)",
+)
+VERIFICATION_EXPIRY_TOPIC = Setting(
+    "MUNGMO_VERIFICATION_EXPIRY_TOPIC",
+    "neighbourhood-verification-expired",
+    "topic of the expiry's events, one per expired verification",
+)
+STACK_TIMEOUT = Setting(
+    "MUNGMO_STACK_TIMEOUT", "90", "seconds `scripts/stack up` waits for the servers to be ready", "scripts/stack"
+)
+STACK_STOP_TIMEOUT = Setting(
+    "MUNGMO_STACK_STOP_TIMEOUT",
+    "60",
+    "seconds `scripts/stack down` waits after SIGTERM before SIGKILL",
+    "scripts/stack",
+)
+STACK_LOG_LINES = Setting(
+    "MUNGMO_STACK_LOG_LINES", "50", "lines `scripts/stack logs` prints without `-f`", "scripts/stack"
+)
+BENCH_DB_PASSWORD = Setting(
+    "MUNGMO_BENCH_DB_PASSWORD",
+    None,
+    "set by `bench/latency.py` for the daemon it starts: the admin account's password its connectors reference",
+    "bench/latency.py",
+)
+FAULT_INJECTION = Setting(
+    "MUNGMO_FAULT_INJECTION",
+    None,
+    "tests only: `<point>:<n>` kills the process at the n-th time a commit protocol reaches `<point>` "
+    "(see `core/faults.py`); never set it elsewhere",
+    "tests",
+)
+
+SETTINGS: tuple[Setting, ...] = (
+    MARIADB_URL,
+    MARIADB_PORT,
+    MARIADB_ADMIN_URL,
+    KAFKA_BOOTSTRAP,
+    KAFKA_PORT,
+    KAFKA_CONTROLLER_PORT,
+    DB_PASSWORD,
+    CONNECTORS_DIR,
+    OFFSETS_TOPIC,
+    MEMBERS_JDBC_URL,
+    VERIFICATION_EXPIRY_TOPIC,
+    STACK_TIMEOUT,
+    STACK_STOP_TIMEOUT,
+    STACK_LOG_LINES,
+    BENCH_DB_PASSWORD,
+    FAULT_INJECTION,
+)
+
+
+def mariadb_server_url() -> str | None:
+    """The server every connector is pointed at, or ``None`` to keep the connectors' own URLs."""
+    if MARIADB_URL.is_set():
+        return MARIADB_URL.get()
+    port = MARIADB_PORT.get()
+    return None if port == MARIADB_PORT.default else f"mysql+pymysql://127.0.0.1:{port}"
+
+
+def mariadb_admin_url() -> str:
+    return MARIADB_ADMIN_URL.get() or f"mysql+pymysql://root@127.0.0.1:{MARIADB_PORT.get()}/"
+
+
+def kafka_bootstrap() -> str:
+    return KAFKA_BOOTSTRAP.get() or f"127.0.0.1:{KAFKA_PORT.get()}"
+
+
+def connectors_dir() -> Path:
+    configured = CONNECTORS_DIR.get()
+    return Path(configured) if configured else PROJECT_ROOT / "connectors"
+
+
+def offsets_topic() -> str:
+    return OFFSETS_TOPIC.get() or "mungmo-connect-offsets"
+
+
+def settings_markdown() -> str:
+    """:data:`SETTINGS` as the table in ``docs/stack.md``."""
+    lines = ["| variable | default | what it does | read by |", "| --- | --- | --- | --- |"]
+    for setting in SETTINGS:
+        default = f"`{setting.default}`" if setting.default else "—"
+        lines.append(f"| `{setting.name}` | {default} | {setting.doc} | {setting.read_by} |")
+    return "\n".join(lines)

@@ -1,0 +1,153 @@
+"""Where a sink connector is in its topics, stored in its target database
+(``docs/decisions/sink-offsets-in-the-target-database.md``).
+
+``_connect_sink_offsets`` holds one row per (connector, topic, partition): the next offset to
+read. The sink updates it in the same transaction as the rows it wrote, so the table and the
+offsets can only move together. A partition without a row starts at the consumer group's
+committed offset (so a sink taking over from Kafka Connect's ``connect-<name>`` group resumes
+where Kafka Connect stopped), else at the beginning of the topic.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from pymysql.err import ProgrammingError
+from sqlalchemy import Engine
+
+from kafka import KafkaConsumer, TopicPartition
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.errors import OffsetConflict, SinkError
+from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.mariadb.dialect import NO_SUCH_TABLE
+
+OFFSETS_TABLE = "_connect_sink_offsets"
+
+
+class OffsetStore:
+    """One connector's rows of ``_connect_sink_offsets``, through a PyMySQL (DB-API) connection."""
+
+    def __init__(self, connector: str) -> None:
+        self.connector = connector
+
+    @staticmethod
+    def ensure_table(conn: Any) -> None:
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} ("
+                "connector VARCHAR(255) COLLATE utf8mb4_nopad_bin NOT NULL, "
+                "topic VARCHAR(249) COLLATE utf8mb4_nopad_bin NOT NULL, kafka_partition INT NOT NULL, "
+                "next_offset BIGINT NOT NULL, updated_at TIMESTAMP(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) "
+                "ON UPDATE CURRENT_TIMESTAMP(3), PRIMARY KEY (connector, topic, kafka_partition)) "
+                "DEFAULT CHARSET=utf8mb4"
+            )
+
+    def load(self, conn: Any, for_update: bool = False) -> dict[TopicPartition, int]:
+        """The stored positions; ``for_update`` locks the rows until the transaction ends."""
+        with conn.cursor() as cursor:
+            cursor.execute(
+                f"SELECT topic, kafka_partition, next_offset FROM {OFFSETS_TABLE} WHERE connector = %s"
+                + (" FOR UPDATE" if for_update else ""),
+                (self.connector,),
+            )
+            return {TopicPartition(topic, partition): offset for topic, partition, offset in cursor.fetchall()}
+
+    def store(self, conn: Any, positions: Mapping[TopicPartition, int]) -> None:
+        if not positions:
+            return
+        with conn.cursor() as cursor:
+            cursor.executemany(
+                f"INSERT INTO {OFFSETS_TABLE} (connector, topic, kafka_partition, next_offset) "
+                "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
+                [(self.connector, tp.topic, tp.partition, offset) for tp, offset in positions.items()],
+            )
+
+    def fence(self, conn: Any, expected: Mapping[TopicPartition, int]) -> None:
+        """Lock this connector's rows and check they still say ``expected`` (call inside the transaction)."""
+        stored = self.load(conn, for_update=True)
+        moved = {tp: (offset, stored.get(tp)) for tp, offset in expected.items() if stored.get(tp, offset) != offset}
+        if moved:
+            detail = ", ".join(f"{tp.topic}[{tp.partition}] expected {a}, found {b}" for tp, (a, b) in moved.items())
+            raise OffsetConflict(
+                f"connector {self.connector!r}: stored offsets moved during this run ({detail}): another process "
+                "is writing for this connector; this run stops without committing"
+            )
+
+
+def stored_positions(engine: Engine, connector: str) -> dict[TopicPartition, int]:
+    """The stored positions read through a pooled connection; empty before the table exists."""
+    conn = engine.raw_connection()
+    try:
+        return OffsetStore(connector).load(conn)
+    except ProgrammingError as err:
+        if err.args and err.args[0] == NO_SUCH_TABLE:
+            return {}
+        raise
+    finally:
+        conn.close()
+
+
+def topic_partitions_of(config: JdbcSinkConfig, consumer: KafkaConsumer) -> tuple[list[TopicPartition], list[str]]:
+    """The partitions this connector reads now, and the configured topics that do not exist (yet)."""
+    if config.topics:
+        topics = list(config.topics)
+    else:
+        pattern = re.compile(config.topics_regex)
+        topics = sorted(
+            t for t in consumer.topics() if pattern.fullmatch(t) and not t.startswith("__") and t != config.dlq_topic
+        )
+    partitions: list[TopicPartition] = []
+    missing: list[str] = []
+    for topic in topics:
+        numbers = consumer.partitions_for_topic(topic)
+        if numbers:
+            partitions += [TopicPartition(topic, p) for p in sorted(numbers)]
+        else:
+            missing.append(topic)
+    return partitions, missing
+
+
+def starting_positions(
+    config: JdbcSinkConfig,
+    consumer: KafkaConsumer,
+    partitions: Iterable[TopicPartition],
+    stored: Mapping[TopicPartition, int],
+) -> tuple[dict[TopicPartition, int], dict[TopicPartition, int]]:
+    """``(start, end)`` per partition; ``end`` is the last stable offset of a ``read_committed`` consumer.
+
+    A stored offset outside the log (records deleted by retention before they were written, or a
+    recreated topic) stops the run rather than skip or repeat records silently.
+    """
+    partitions = list(partitions)
+    end = consumer.end_offsets(partitions)
+    beginning = consumer.beginning_offsets(partitions)
+    start: dict[TopicPartition, int] = {}
+    for tp in partitions:
+        if tp in stored:
+            offset = stored[tp]
+            if not beginning[tp] <= offset <= end[tp]:
+                raise SinkError(
+                    f"connector {config.name!r}: stored offset {offset} of {tp.topic}[{tp.partition}] is outside "
+                    f"the topic's log ({beginning[tp]}..{end[tp]}): records were deleted before this sink wrote "
+                    f"them, or the topic was recreated. Check the target table, then set next_offset in "
+                    f"{OFFSETS_TABLE} to where the sink should continue"
+                )
+            start[tp] = offset
+        else:
+            committed = consumer.committed(tp)
+            start[tp] = committed if committed is not None and beginning[tp] <= committed <= end[tp] else beginning[tp]
+    return start, end
+
+
+def sink_consumer(kafka: KafkaSettings, config: JdbcSinkConfig, **options: Any) -> KafkaConsumer:
+    """A consumer in the connector's group that reads only committed records and never commits on its own."""
+    return kafka.consumer(
+        group_id=config.consumer_group,
+        isolation_level="read_committed",
+        enable_auto_commit=False,
+        allow_auto_create_topics=False,
+        auto_offset_reset="none",
+        **options,
+    )

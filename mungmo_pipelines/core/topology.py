@@ -1,0 +1,117 @@
+"""Which tables each source reads, which topics it fills, and which sinks read them: the pipelines.
+
+Built once when the definitions load, from the connector bodies and (for sources without a
+whitelist) the database's tables; the Dagster layer turns it into assets, jobs and sensors.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from sqlalchemy import create_engine
+
+from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import Connectors
+from mungmo_pipelines.core.source.jdbc import source_tables
+
+log = logging.getLogger(__name__)
+
+
+def discover_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
+    """The tables a source reads: its whitelist, or discovered in the database now.
+
+    A query reads from no single table (``()``). Discovery needs the database; when it is
+    unreachable the answer is ``None`` (unknown), and the source still copies every table at
+    run time.
+    """
+    if config.query:
+        return ()
+    if config.table_whitelist:
+        return tuple(t.rpartition(".")[2].strip("`") for t in config.table_whitelist)
+    url = config.connection.on_server(settings.mariadb_server_url()).sqlalchemy_url()
+    engine = create_engine(url, connect_args={"connect_timeout": 3})
+    try:
+        return tuple(source_tables(config, engine))
+    except Exception as err:  # any failure to reach the database must not break loading definitions
+        log.warning(
+            "connector %r: could not list the tables of %s (%s); one placeholder asset stands for all of them",
+            config.name,
+            config.connection.describe(),
+            type(err).__name__,
+        )
+        return None
+    finally:
+        engine.dispose()
+
+
+@dataclass(frozen=True)
+class SourceNode:
+    """A source connector and what it reads; ``tables`` is ``None`` when they could not be listed."""
+
+    config: JdbcSourceConfig
+    tables: tuple[str, ...] | None
+
+    @property
+    def topics(self) -> tuple[str, ...]:
+        """The topics its records go to (none listed when its tables are unknown)."""
+        if self.tables is None:
+            return ()
+        return tuple(self.config.topic_for(table) for table in (self.tables or ("",)))
+
+
+@dataclass(frozen=True)
+class SinkNode:
+    """A sink connector and the topics it reads: explicit ones, or the known topics ``topics.regex`` matches."""
+
+    config: JdbcSinkConfig
+    topics: tuple[str, ...]
+
+
+@dataclass(frozen=True)
+class Pipeline:
+    """A source and every sink that reads a topic it may produce: one run replicates end to end."""
+
+    source: JdbcSourceConfig
+    sinks: tuple[JdbcSinkConfig, ...]
+
+
+@dataclass(frozen=True)
+class Topology:
+    sources: tuple[SourceNode, ...]
+    sinks: tuple[SinkNode, ...]
+    pipelines: tuple[Pipeline, ...]
+    warnings: tuple[str, ...] = ()
+
+    @classmethod
+    def build(
+        cls,
+        connectors: Connectors,
+        tables_of: Callable[[JdbcSourceConfig], tuple[str, ...] | None] = discover_tables,
+    ) -> Topology:
+        sources = tuple(SourceNode(source, tables_of(source)) for source in connectors.sources)
+        known = {topic for node in sources for topic in node.topics}
+        sinks = tuple(
+            SinkNode(
+                sink,
+                tuple(sink.topics) if sink.topics else tuple(sorted(t for t in known if sink.reads_topic(t))),
+            )
+            for sink in connectors.sinks
+        )
+        pipelines = []
+        for node in sources:
+            readers = tuple(
+                sink.config for sink in sinks if any(node.config.may_produce(topic) for topic in sink.topics)
+            )
+            if readers:
+                pipelines.append(Pipeline(node.config, readers))
+        return cls(sources, sinks, tuple(pipelines), connectors.warnings)
+
+    def pipeline_of(self, source: JdbcSourceConfig) -> Pipeline | None:
+        return next((p for p in self.pipelines if p.source.name == source.name), None)
+
+    def pipelines_with(self, sink: JdbcSinkConfig) -> list[Pipeline]:
+        return [p for p in self.pipelines if any(s.name == sink.name for s in p.sinks)]

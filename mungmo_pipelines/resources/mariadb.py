@@ -1,0 +1,39 @@
+"""The MariaDB resource: engines for the databases connector bodies name."""
+
+from __future__ import annotations
+
+from dagster import ConfigurableResource, InitResourceContext
+from pydantic import Field, PrivateAttr
+from sqlalchemy import Engine, create_engine
+
+from mungmo_pipelines.core.mariadb.connection import JdbcConnection
+
+
+class MariaDBResource(ConfigurableResource):
+    """Engines for the databases that connector bodies name.
+
+    Connector JSON carries its own ``connection.url``; ``server_url`` (``MUNGMO_MARIADB_URL``)
+    points every connector at another server while keeping each one's database, which is how
+    an existing MariaDB is used without editing the connector files.
+    """
+
+    server_url: str | None = Field(
+        default=None, description="mysql+pymysql://user:password@host:port, overriding the connectors' server"
+    )
+    pool_size: int = Field(default=5, description="connections kept per database")
+
+    _engines: dict[str, Engine] = PrivateAttr(default_factory=dict)
+
+    def engine(self, connection: JdbcConnection) -> Engine:
+        url = connection.on_server(self.server_url).sqlalchemy_url()
+        cache_key = url.render_as_string(hide_password=False)
+        if cache_key not in self._engines:
+            self._engines[cache_key] = create_engine(
+                url, pool_size=self.pool_size, pool_pre_ping=True, pool_recycle=3600
+            )
+        return self._engines[cache_key]
+
+    def teardown_after_execution(self, context: InitResourceContext) -> None:
+        for engine in self._engines.values():
+            engine.dispose()
+        self._engines.clear()

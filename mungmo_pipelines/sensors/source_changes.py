@@ -1,0 +1,181 @@
+"""A change sensor per source connector: the Kafka Connect poll loop, as Dagster runs.
+
+Each tick compares the newest value of every table's offset column (one indexed ``MAX()``)
+with the offset stored in the offsets topic, read incrementally from where the previous tick
+stopped (positions and offsets live in the sensor's JSON cursor), and requests one run of
+the target job when a table is behind. The ``run_key`` is derived from what was probed, so
+one change never triggers two runs; a run that could not catch up (rows held back by an open
+transaction, or timestamps still inside ``timestamp.delay.interval.ms``) is retried once per
+poll interval with a numbered ``run_key``.
+
+Two runs of one source must never overlap: they would fence each other's transactional
+producer. Nothing is requested while a job that runs the source is waiting to start, or while
+one other than the target job runs. While a target run is already going, rows that arrived
+after it was requested get a run of their own only when the instance's run queue holds it
+until the first one ends (``dagster.yaml``: a limit of 1 per value of the ``mungmo/source``
+tag); it then starts about a second after, instead of waiting for the next tick.
+"""
+
+import hashlib
+import json
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    DefaultSensorStatus,
+    QueuedRunCoordinator,
+    RunRequest,
+    RunsFilter,
+    SensorDefinition,
+    SensorEvaluationContext,
+    SensorResult,
+    SkipReason,
+    sensor,
+)
+
+from mungmo_pipelines.assets.keys import change_sensor_name
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, SourceMode
+from mungmo_pipelines.core.source.offsets import GAP_HORIZON, SourceOffsetStore
+from mungmo_pipelines.core.source.probe import probe_changes
+from mungmo_pipelines.resources import KafkaResource, MariaDBResource
+from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
+
+CONNECTOR_TAG = "mungmo/source"
+IN_PROGRESS = WAITING_TO_START + RUNNING
+
+
+def queue_runs_one_per_source(instance: DagsterInstance) -> bool:
+    """Whether the run queue starts at most one run per value of the ``mungmo/source`` tag."""
+    queue = instance.get_concurrency_config().run_queue_config
+    if not isinstance(instance.run_coordinator, QueuedRunCoordinator) or queue is None:
+        return False  # runs launch at once: nothing holds the second one back
+    return any(
+        limit.get("key") == CONNECTOR_TAG
+        and limit.get("value") == {"applyLimitPerUniqueValue": True}
+        and limit.get("limit") == 1
+        for limit in queue.tag_concurrency_limits
+    )
+
+
+@dataclass
+class ChangeCursor:
+    """What the sensor keeps between ticks (JSON in Dagster's cursor)."""
+
+    positions: dict[str, int] = field(default_factory=dict)
+    offsets: dict[str, dict] = field(default_factory=dict)
+    state: str = ""
+    attempt: int = 0
+    requested_at: float = 0.0
+
+    @classmethod
+    def load(cls, text: str | None) -> "ChangeCursor":
+        return cls(**json.loads(text)) if text else cls()
+
+    def dump(self) -> str:
+        return json.dumps(asdict(self), sort_keys=True)
+
+
+def poll_seconds(config: JdbcSourceConfig) -> int:
+    """``poll.interval.ms`` in whole seconds, no shorter than the daemon's loop."""
+    return max(DAEMON_LOOP_S, math.ceil(config.poll_interval_ms / 1000))
+
+
+def minimum_interval_seconds(config: JdbcSourceConfig) -> int:
+    """What the sensor asks the daemon for, so that it ticks every ``poll_seconds``."""
+    return daemon_interval(poll_seconds(config))
+
+
+def source_change_sensor(
+    config: JdbcSourceConfig, target_job: str, source_jobs: Sequence[str] = ()
+) -> SensorDefinition:
+    """Requests ``target_job`` when ``config``'s tables have rows past their offsets.
+
+    ``source_jobs`` are the other jobs that run this source (its own job, pipelines, all); none of
+    them may be queued or running when a run is requested.
+    """
+    interval, poll = minimum_interval_seconds(config), poll_seconds(config)
+    # Ticks are a poll interval apart give or take the evaluations' own time: a second of slack
+    # keeps a retry from slipping to the tick after.
+    retry_after_s = poll - 1
+    busy_jobs = list(dict.fromkeys([target_job, *source_jobs]))
+
+    @sensor(
+        name=change_sensor_name(config),
+        job_name=target_job,
+        minimum_interval_seconds=interval,
+        default_status=DefaultSensorStatus.STOPPED,
+        description=f"Polls the tables of source connector `{config.name}` every {poll}s "
+        f"(poll.interval.ms={config.poll_interval_ms}) and runs `{target_job}` when rows are past the stored offsets.",
+    )
+    def changes(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
+        cursor = ChangeCursor.load(context.cursor)
+        store = SourceOffsetStore(kafka.settings(), config.offsets_topic)
+        try:
+            known = {k.encode(): v for k, v in cursor.offsets.items()}
+            since = {int(p): o for p, o in cursor.positions.items()}
+            offsets, positions = store.read(config.name, since, known)
+        except LookupError:  # no offsets topic yet: nothing was ever delivered
+            offsets, positions = {}, {}
+        cursor.offsets = {k.decode(): v for k, v in offsets.items()}
+        cursor.positions = {str(p): o for p, o in positions.items()}
+        engine = mariadb.engine(config.connection)
+        try:
+            probes = probe_changes(config, engine, offsets)
+        finally:
+            engine.dispose()
+        behind = [p.table for p in probes if p.behind]
+        if not behind:
+            cursor.state, cursor.attempt = "", 0
+            return SensorResult(skip_reason=SkipReason("every table is at its offset"), cursor=cursor.dump())
+        in_flight = None  # a started run of the target job a new run can queue behind
+        for job in busy_jobs:
+            running = context.instance.get_runs(filters=RunsFilter(job_name=job, statuses=IN_PROGRESS), limit=1)
+            if not running:
+                continue
+            run = running[0]
+            if (
+                job == target_job
+                and run.status == DagsterRunStatus.STARTED
+                and queue_runs_one_per_source(context.instance)
+            ):
+                in_flight = run
+                continue
+            return SensorResult(
+                skip_reason=SkipReason(f"run {run.run_id} of {job} is {run.status.value.lower()}"), cursor=cursor.dump()
+            )
+        now = time.time()
+        if config.mode is SourceMode.BULK:
+            state = f"bulk-{int(now // poll)}"
+        else:
+            # The gap horizon is the source's own note, not progress: a held-back run that only
+            # stored one must wait a poll interval like any other retry.
+            probed = [
+                (p.table, p.newest, {k: v for k, v in (p.stored or {}).items() if k != GAP_HORIZON}) for p in probes
+            ]
+            state = hashlib.sha256(json.dumps(probed, sort_keys=True).encode()).hexdigest()[:16]
+        if state == cursor.state:
+            if in_flight is not None:
+                return SensorResult(
+                    skip_reason=SkipReason(f"run {in_flight.run_id} of {target_job} is reading these rows"),
+                    cursor=cursor.dump(),
+                )
+            if now - cursor.requested_at < retry_after_s:
+                return SensorResult(
+                    skip_reason=SkipReason("waiting a poll interval before retrying"), cursor=cursor.dump()
+                )
+            cursor.attempt += 1
+        else:
+            cursor.state, cursor.attempt = state, 0
+        cursor.requested_at = now
+        request = RunRequest(
+            run_key=f"{config.name}:{state}:{cursor.attempt}",
+            tags={CONNECTOR_TAG: config.name},
+        )
+        context.log.info(f"{config.name}: {', '.join(behind)} behind their offsets (attempt {cursor.attempt})")
+        return SensorResult(run_requests=[request], cursor=cursor.dump())
+
+    return changes
