@@ -7,17 +7,29 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The local stack's database password; set MUNGMO_DB_PASSWORD yourself anywhere else.
 export MUNGMO_DB_PASSWORD ?= mungmo-local-dev
 
-.PHONY: demo test lint setup up down status dev daemon
+.PHONY: demo test test-fast lint docs setup up down status dev daemon
 
 demo: setup up
 	$(BIN)/python -m mungmo_pipelines.demo
 
+# The whole suite against the local stack (what CI runs).
 test: setup up lint
 	$(BIN)/pytest
+
+# The tests that need neither MariaDB nor Kafka, in seconds.
+test-fast: setup
+	$(BIN)/pytest -m "not stack" -q
 
 lint: setup
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	$(BIN)/mypy
+	$(BIN)/python -m mungmo_pipelines.core.docs --check
+	shellcheck scripts/stack
+
+# Rewrite the generated tables in docs/ from the code.
+docs: setup
+	$(BIN)/python -m mungmo_pipelines.core.docs
 
 setup: $(VENV)/.installed
 

@@ -26,6 +26,7 @@ from datetime import UTC, datetime
 
 from sqlalchemy import create_engine, make_url, text
 
+from bench.report import Report, add_markdown_flag
 from mungmo_pipelines.core.expiry.events import ExpiryEvents
 from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.core.expiry.run import VerificationExpiry
@@ -39,6 +40,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--members", type=int, default=1_000_000, help="rows in the members table")
     parser.add_argument("--stale-every", type=int, default=100, help="every n-th member is stale (100 = 1 %%)")
+    add_markdown_flag(parser)
     parser.add_argument("--chunk-size", type=int, default=1000, help="members per transaction (the job's default)")
     args = parser.parse_args()
 
@@ -92,14 +94,17 @@ def main() -> None:
         ("nothing stale: the run (schema check, outbox, probe)", idle.seconds, "the probe statement alone", raw_probe),
         ("nothing stale: its database time", idle.db_seconds, "the probe statement alone", raw_probe),
     ]
-    print(f"\n{args.members:,} members, {stale:,} stale, chunk size {args.chunk_size}")
-    print(f"| {'measurement':<62} | {'time':>9} | {'baseline':<32} | {'time':>9} | {'ratio':>6} |")
-    print(f"|{'-' * 64}|{'-' * 11}|{'-' * 34}|{'-' * 11}|{'-' * 8}|")
+    report = Report("Verification expiry")
+    report.line(f"{args.members:,} members, {stale:,} stale, chunk size {args.chunk_size}")
+    report.line()
+    report.line(f"| {'measurement':<62} | {'time':>9} | {'baseline':<32} | {'time':>9} | {'ratio':>6} |")
+    report.line(f"|{'-' * 64}|{'-' * 11}|{'-' * 34}|{'-' * 11}|{'-' * 8}|")
     for label, seconds, baseline, baseline_seconds in rows:
-        print(
+        report.line(
             f"| {label:<62} | {seconds * 1000:>6.1f} ms | {baseline:<32} | {baseline_seconds * 1000:>6.1f} ms "
             f"| {seconds / baseline_seconds:>5.1f}x |"
         )
+    report.emit(args.markdown)
 
 
 def fill(engine, members: int, stale_every: int, cutoff: datetime) -> int:

@@ -35,6 +35,7 @@ from typing import Any
 from dagster import DagsterInstance, Definitions
 from sqlalchemy import Engine, create_engine, make_url
 
+from bench.report import Report, add_markdown_flag
 from mungmo_pipelines.assets.keys import topic_key
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
@@ -271,6 +272,7 @@ def sensors_publishing(defs: Definitions, source: JdbcSourceConfig, sensors: lis
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_markdown_flag(parser)
     parser.add_argument("--count", type=int, default=100, help="rows inserted and timed (default 100)")
     parser.add_argument("--interval", type=float, default=1.0, help="mean seconds between inserts (default 1)")
     parser.add_argument("--sensor", action="append", default=[], help="a sensor to turn on (default: all)")
@@ -316,22 +318,24 @@ def main() -> None:
                 daemon.kill()
         stack.drop()
 
-    print(f"{len(latencies)} inserts, ~{args.interval:g}s apart; sensors: {', '.join(sensors)}"
+    report = Report("End-to-end latency")
+    report.line(f"{len(latencies)} inserts, ~{args.interval:g}s apart; sensors: {', '.join(sensors)}"
           f"{'; source published by the bench' if args.publish_inline else ''}")  # fmt: skip
-    print()
-    print("| latency | seconds |")
-    print("| --- | ---: |")
+    report.line()
+    report.line("| latency | seconds |")
+    report.line("| --- | ---: |")
     for label, value in (
         ("p50", statistics.median(latencies)),
         ("p95", percentile(latencies, 0.95)),
         ("max", max(latencies)),
     ):
-        print(f"| {label} | {value:.2f} |")
-    print()
-    print("| runs launched | count | median s requested -> started | median s started -> ended |")
-    print("| --- | ---: | ---: | ---: |")
+        report.line(f"| {label} | {value:.2f} |")
+    report.line()
+    report.line("| runs launched | count | median s requested -> started | median s started -> ended |")
+    report.line("| --- | ---: | ---: | ---: |")
     for job, (count, launch, duration) in sorted(runs.items()):
-        print(f"| {job} | {count} | {launch:.2f} | {duration:.2f} |")
+        report.line(f"| {job} | {count} | {launch:.2f} | {duration:.2f} |")
+    report.emit(args.markdown)
 
 
 if __name__ == "__main__":

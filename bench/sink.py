@@ -38,6 +38,7 @@ import pymysql
 from pymysql.constants import FIELD_TYPE, FLAG
 from sqlalchemy import create_engine, make_url
 
+from bench.report import Report, add_markdown_flag
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.connect.json_converter import RowEncoder
@@ -329,13 +330,16 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=1_000_000, help="records in the topic (default 1,000,000)")
     parser.add_argument("--batch-size", type=int, default=3000, help="batch.size, the JDBC sink's default 3000")
     parser.add_argument("--partitions", type=int, default=1, help="partitions of the bench topic")
+    add_markdown_flag(parser)
     args = parser.parse_args()
     bench = Bench(args.rows, args.batch_size, args.partitions)
     try:
         results = bench.run()
     finally:
         bench.cleanup()
-    print(table(results, args.rows, args.batch_size))
+    report = Report("Sink throughput")
+    report.line(table(results, args.rows, args.batch_size))
+    report.emit(args.markdown)
 
 
 if __name__ == "__main__":

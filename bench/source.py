@@ -40,6 +40,7 @@ sys.path.insert(0, str(ROOT))
 
 from sqlalchemy import create_engine, make_url  # noqa: E402
 
+from bench.report import Report, add_markdown_flag  # noqa: E402
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS  # noqa: E402
 from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
 from mungmo_pipelines.core.kafka.clients import KafkaSettings  # noqa: E402
@@ -232,6 +233,7 @@ def run_stage(stage: str, **args: str | int) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    add_markdown_flag(parser)
     parser.add_argument("--rows", type=int, default=1_000_000, help="rows in the table (default: 1,000,000)")
     parser.add_argument("--stage", choices=sorted(STAGES), help=argparse.SUPPRESS)
     parser.add_argument("--database", help=argparse.SUPPRESS)
@@ -292,22 +294,24 @@ def main() -> None:
     raw_produce = results["raw produce (kafka-python, same records)"]
     read_rate = raw_read["rows"] / raw_read["seconds"]
     produce_rate = raw_produce["rows"] / raw_produce["seconds"]
-    print(
-        f"\n{args.rows:,} rows, about {row_bytes:.0f} bytes of column data per row, "
+    report = Report("Source throughput")
+    report.line(
+        f"{args.rows:,} rows, about {row_bytes:.0f} bytes of column data per row, "
         f"{raw_produce['record_bytes']} bytes per Kafka record (key + JsonConverter value)\n"
     )
     header = (
         f"| {'stage':<60} | {'rows':>9} | {'seconds':>7} | {'rows/s':>8} | {'/ produce':>9} | {'/ read':>6} "
         f"| {'peak RSS MB':>11} |"
     )
-    print(header)
-    print("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    report.line(header)
+    report.line("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
     for stage, result in results.items():
         rate = result["rows"] / result["seconds"]
-        print(
+        report.line(
             f"| {stage:<60} | {result['rows']:>9,} | {result['seconds']:>7.1f} | {rate:>8,.0f} | "
             f"{rate / produce_rate:>8.0%} | {rate / read_rate:>5.0%} | {result['peak_rss_mb']:>11.0f} |"
         )
+    report.emit(args.markdown)
 
 
 if __name__ == "__main__":

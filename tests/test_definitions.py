@@ -14,8 +14,8 @@ from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, build_definitions
 from mungmo_pipelines.sensors.source_changes import CONNECTOR_TAG
-from tests.conftest import Sandbox
-from tests.test_replication import TEST001
+from tests.support.sandbox import Sandbox
+from tests.support.tables import TEST001
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -7,7 +7,7 @@ from kafka import TopicPartition
 from mungmo_pipelines.core.kafka.clients import wait_until_committed_visible
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.kafka.transactions import TransactionalProducer
-from tests.conftest import Sandbox
+from tests.support.sandbox import Sandbox
 
 
 def _transaction(sandbox: Sandbox, name: str, topic: str, commit: bool) -> TransactionalProducer:

@@ -12,20 +12,8 @@ from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.sink.runtime import JdbcSink
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
-from tests.conftest import Sandbox
-
-TEST001 = """
-CREATE TABLE test001 (
-  seq INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
-  member_name VARCHAR(50) NOT NULL,
-  pet_name VARCHAR(50) NULL,
-  walk_note TEXT NULL,
-  weight_kg DECIMAL(5,2) NULL,
-  neutered TINYINT(1) NOT NULL DEFAULT 0,
-  born DATE NULL,
-  created_at DATETIME(3) NOT NULL
-) DEFAULT CHARSET=utf8mb4
-"""
+from tests.support.sandbox import Sandbox
+from tests.support.tables import TEST001
 
 ROWS = [
     (

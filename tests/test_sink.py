@@ -6,8 +6,8 @@ import pytest
 
 from mungmo_pipelines.core.errors import SinkError
 from mungmo_pipelines.core.sink.writers import Statement
-from tests.conftest import Sandbox
-from tests.sink_support import (
+from tests.support.sandbox import Sandbox
+from tests.support.sink import (
     MEMBER_FIELDS,
     SinkCase,
     envelope,

@@ -17,8 +17,8 @@ import pytest
 
 from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
 from mungmo_pipelines.core.sink.offsets import OFFSETS_TABLE
-from tests.conftest import Sandbox
-from tests.sink_support import SinkCase, headers_of, member, new_case, read_topic, tombstone
+from tests.support.sandbox import Sandbox
+from tests.support.sink import SinkCase, headers_of, member, new_case, read_topic, tombstone
 
 ROOT = Path(__file__).resolve().parents[1]
 BAD = (None, b"not json")
@@ -35,7 +35,7 @@ def sink_process(case: SinkCase, tmp_path: Path, fault: str | None = None, **opt
     if fault:
         env[FAULT_INJECTION_ENV] = fault
     return subprocess.Popen(
-        [sys.executable, "-m", "tests.sink_process", str(path)],
+        [sys.executable, "-m", "tests.support.sink_process", str(path)],
         cwd=ROOT,
         env=env,
         stdout=subprocess.PIPE,

@@ -23,9 +23,9 @@ from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 from mungmo_pipelines.sensors import sink_lag as sink_sensors
 from mungmo_pipelines.sensors.sink_lag import BACKLOG_TAG
-from tests.conftest import Sandbox
-from tests.sink_support import member, produce
-from tests.test_replication import TEST001
+from tests.support.sandbox import Sandbox
+from tests.support.sink import member, produce
+from tests.support.tables import TEST001
 
 
 def write_connectors(tmp_path: Path, *bodies: dict) -> Path:

@@ -12,8 +12,8 @@ from mungmo_pipelines.core.errors import SinkError
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.sink.runtime import JdbcSink
 from mungmo_pipelines.core.sink.writers import WriterSession
-from tests.conftest import Sandbox
-from tests.sink_support import (
+from tests.support.sandbox import Sandbox
+from tests.support.sink import (
     MEMBER_FIELDS,
     SinkCase,
     envelope,

@@ -6,8 +6,8 @@ import datetime as dt
 from decimal import Decimal
 from pathlib import Path
 
-from tests.conftest import Sandbox
-from tests.sink_support import SinkCase, new_case
+from tests.support.sandbox import Sandbox
+from tests.support.sink import SinkCase, new_case
 
 FIXTURES = Path(__file__).parent / "fixtures" / "confluent_jdbc_source"
 

@@ -11,7 +11,7 @@ from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.connect.schema import UTC
 from mungmo_pipelines.core.errors import RecordRejected
 from mungmo_pipelines.core.sink.records import KEY_CONVERTER, TASK_PUT, VALUE_CONVERTER, RecordDecoder
-from tests.sink_support import KEY_FIELDS, MEMBER_FIELDS, envelope, field, member, primitive, tombstone
+from tests.support.sink import KEY_FIELDS, MEMBER_FIELDS, envelope, field, member, primitive, tombstone
 
 
 def config(**options: str) -> JdbcSinkConfig:

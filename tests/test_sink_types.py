@@ -13,7 +13,7 @@ from mungmo_pipelines.core.connect.schema import DATE, DECIMAL, TIME, TIMESTAMP,
 from mungmo_pipelines.core.connect.sink_types import column_ddl, column_holds, value_literal
 from mungmo_pipelines.core.errors import ConnectValueError
 from mungmo_pipelines.core.mariadb.columns import TableColumn
-from tests.conftest import Sandbox
+from tests.support.sandbox import Sandbox
 
 
 def schema(connect_type: str, name: str | None = None, **parameters: str) -> dict:

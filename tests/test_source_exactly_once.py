@@ -15,8 +15,8 @@ from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.errors import ConnectorConfigError, SourceError
 from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
-from tests.conftest import Sandbox
-from tests.source_helpers import payloads, run_source, run_until, source_config, stored_offsets
+from tests.support.sandbox import Sandbox
+from tests.support.source import payloads, run_source, run_until, source_config, stored_offsets
 
 ROOT = Path(__file__).resolve().parents[1]
 

@@ -6,8 +6,8 @@ import pytest
 
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from mungmo_pipelines.core.source.probe import probe_changes
-from tests.conftest import Sandbox
-from tests.source_helpers import end_offset, payloads, run_source, run_until, source_config, stored_offsets, writer
+from tests.support.sandbox import Sandbox
+from tests.support.source import end_offset, payloads, run_source, run_until, source_config, stored_offsets, writer
 
 WALKS = """
 CREATE TABLE walks (

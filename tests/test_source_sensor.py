@@ -22,8 +22,8 @@ from mungmo_pipelines.sensors.source_changes import (
     poll_seconds,
     queue_runs_one_per_source,
 )
-from tests.conftest import Sandbox
-from tests.source_helpers import source_config, writer
+from tests.support.sandbox import Sandbox
+from tests.support.source import source_config, writer
 
 PETS = "CREATE TABLE {name} (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL)"
 

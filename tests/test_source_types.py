@@ -13,8 +13,8 @@ from mungmo_pipelines.core.connect.java_numbers import java_double_text, java_fl
 from mungmo_pipelines.core.connect.json_converter import jackson_json
 from mungmo_pipelines.core.docs import stale_pages
 from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
-from tests.conftest import Sandbox
-from tests.source_helpers import run_source, source_config
+from tests.support.sandbox import Sandbox
+from tests.support.source import run_source, source_config
 
 ROOT = Path(__file__).resolve().parents[1]
 EXPECTED = json.loads((ROOT / "tests" / "fixtures" / "source_all_types.json").read_text(encoding="utf-8"))

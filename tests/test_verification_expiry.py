@@ -30,8 +30,8 @@ from mungmo_pipelines.core.mariadb.lock import NamedLock, lock_name
 from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.schedules import EXPIRY_CRON, EXPIRY_SCHEDULE, EXPIRY_TIMEZONE
-from tests.conftest import Sandbox
-from tests.expiry_support import TABLE, Members, dagster_home, job_run_config, materialization, members, naive_utc
+from tests.support.expiry import TABLE, Members, dagster_home, job_run_config, materialization, members, naive_utc
+from tests.support.sandbox import Sandbox
 
 AS_OF = datetime(2025, 6, 1, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))
 CUTOFF = naive_utc(AS_OF - timedelta(days=30))  # 2025-05-02 00:00:00 UTC

@@ -23,8 +23,7 @@ import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from mungmo_pipelines.assets.verification import EXPIRY_JOB
-from tests.conftest import Sandbox
-from tests.expiry_support import (
+from tests.support.expiry import (
     ROOT,
     Members,
     dagster_cli,
@@ -40,6 +39,7 @@ from tests.expiry_support import (
     wait_for,
     wait_for_holder,
 )
+from tests.support.sandbox import Sandbox
 
 POLL_SECONDS = 1
 DAEMONS = {"QUEUED_RUN_COORDINATOR", "MONITORING", "SCHEDULER"}

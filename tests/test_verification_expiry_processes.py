@@ -19,8 +19,7 @@ from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.schedules import EXPIRY_SCHEDULE
-from tests.conftest import Sandbox
-from tests.expiry_support import (
+from tests.support.expiry import (
     Members,
     dagster_home,
     intervals_overlap,
@@ -34,6 +33,7 @@ from tests.expiry_support import (
     wait_for,
     wait_for_holder,
 )
+from tests.support.sandbox import Sandbox
 
 STALE = naive_utc(datetime.now(UTC) - timedelta(days=45))
 

@@ -61,7 +61,7 @@ def sink_connector_asset(node: SinkNode) -> AssetsDefinition:
                     "records_dead_lettered": stats.dead_lettered,
                     "lag_before": run.lag_before(topic),
                     "lag_after": run.lag_after(topic),
-                    "end_offsets": MetadataValue.json(run.end_offsets(topic)),
+                    "end_offsets": partition_json(run.end_offsets(topic)),
                     "duration_s": round(run.seconds, 3),
                 },
             )
@@ -69,13 +69,18 @@ def sink_connector_asset(node: SinkNode) -> AssetsDefinition:
     return write
 
 
+def partition_json(by_partition: dict[int, int]) -> MetadataValue:
+    """Offsets by partition as JSON metadata (JSON object keys are strings)."""
+    return MetadataValue.json({str(partition): offset for partition, offset in by_partition.items()})
+
+
 def topic_metadata(config: JdbcSinkConfig, run: SinkRun, topic: str) -> dict[str, Any]:
     """What the topic looks like from one sink connector: partitions, end offsets, that sink's lag."""
     return {
         "partitions": len(run.end_offsets(topic)),
-        "end_offsets": MetadataValue.json(run.end_offsets(topic)),
+        "end_offsets": partition_json(run.end_offsets(topic)),
         "consumer_group": config.consumer_group,
-        "group_positions": MetadataValue.json(run.positions(topic)),
+        "group_positions": partition_json(run.positions(topic)),
         "lag_before": run.lag_before(topic),
         "lag_after": run.lag_after(topic),
     }

@@ -1,6 +1,7 @@
 """Source connector assets: the tables a source reads, and the topics it materializes (one multi-asset)."""
 
 from collections.abc import Iterator
+from typing import Any
 
 from dagster import (
     AssetExecutionContext,
@@ -37,7 +38,7 @@ def source_table_specs(node: SourceNode) -> list[AssetSpec]:
     ]
 
 
-def _table_run_metadata(run: TableRun) -> dict[str, object]:
+def _table_run_metadata(run: TableRun) -> dict[str, Any]:
     return {
         "rows_read": run.rows,
         "records_produced": run.rows,

@@ -35,10 +35,10 @@ def _block(name: str) -> re.Pattern[str]:
 def render(page: str, text: str) -> str:
     """``text`` of ``page`` with every generated block replaced by what the code renders now."""
     for name, make in GENERATED[page].items():
-        pattern = _block(name)
-        if not pattern.search(text):
+        match = _block(name).search(text)
+        if match is None:
             raise LookupError(f"{page} has no block <!-- generated:{name} --> … <!-- /generated:{name} -->")
-        text = pattern.sub(lambda match, make=make: match[1] + make() + match[2], text)
+        text = text[: match.start()] + match[1] + make() + match[2] + text[match.end() :]
     return text
 
 

@@ -26,7 +26,7 @@ class VerificationExpiryResource(ConfigurableResource):
     """
 
     jdbc_url: str = Field(
-        default=settings.MEMBERS_JDBC_URL.default, description="jdbc:mysql://host:port/database of the members"
+        default=settings.MEMBERS_JDBC_URL.default or "", description="jdbc:mysql://host:port/database of the members"
     )
     user: str = Field(default="mungmo", description="database account with SELECT, UPDATE, INSERT, DELETE, CREATE")
     password: str = Field(description="the account's password; give it as EnvVar('MUNGMO_DB_PASSWORD')")
@@ -47,7 +47,7 @@ class VerificationExpiryResource(ConfigurableResource):
         default=_DEFAULT_TABLE.outbox_table, description="events not yet published (created by the job)"
     )
     topic: str = Field(
-        default=settings.VERIFICATION_EXPIRY_TOPIC.default,
+        default=settings.VERIFICATION_EXPIRY_TOPIC.default or "",
         description="Kafka topic of expiry events, keyed by member id",
     )
     chunk_size: int = Field(default=1000, ge=1, description="members per transaction and per Kafka transaction")

@@ -59,7 +59,7 @@ def java_double_text(value: float) -> str:
 def float32(value: float) -> float:
     """The nearest float32; values beyond its range become infinite, as in Java's ``(float)`` cast."""
     try:
-        return struct.unpack("<f", struct.pack("<f", value))[0]
+        return float(struct.unpack("<f", struct.pack("<f", value))[0])
     except OverflowError:
         return float("inf") if value > 0 else float("-inf")
 

@@ -126,7 +126,7 @@ def struct_fields(schema: dict[str, Any] | None, what: str = "value") -> list[di
     """The field schemas of a struct schema, each checked to have a name."""
     if schema is None or schema.get("type") != "struct" or not isinstance(schema.get("fields"), list):
         raise MalformedRecord(f'{what} schema must be a struct with "fields" (got {schema and schema.get("type")!r})')
-    fields = schema["fields"]
+    fields: list[dict[str, Any]] = schema["fields"]
     for field in fields:
         if not isinstance(field, dict) or not isinstance(field.get("field"), str):
             raise MalformedRecord(f'{what} schema has a field without a "field" name')

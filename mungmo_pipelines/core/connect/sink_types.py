@@ -194,7 +194,7 @@ def _decimal_column(schema: dict[str, Any]) -> str:
     if not 0 <= scale <= 38:
         raise UnsupportedColumnType(f"field {schema.get('field')!r}: Decimal scale {scale} is outside MariaDB's 0-38")
     precision = (schema.get("parameters") or {}).get(DECIMAL_PRECISION)
-    digits = int(precision) if str(precision or "").isdigit() else 65
+    digits = int(str(precision)) if str(precision or "").isdigit() else 65
     return f"DECIMAL({min(65, max(digits, scale, 1))},{scale})"
 
 

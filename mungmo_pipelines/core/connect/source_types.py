@@ -102,7 +102,8 @@ def _zero_temporal(column: ResultColumn, value: Any) -> None:
 def _days(column: ResultColumn) -> Encoder:
     def encode(value: dt.date | str) -> int | None:
         if isinstance(value, str):
-            return _zero_temporal(column, value)
+            _zero_temporal(column, value)
+            return None
         return (value - EPOCH_DAY).days
 
     return encode
@@ -111,7 +112,8 @@ def _days(column: ResultColumn) -> Encoder:
 def _year_days(column: ResultColumn) -> Encoder:
     def encode(value: int) -> int | None:
         if value == 0:
-            return _zero_temporal(column, "0000-00-00")
+            _zero_temporal(column, "0000-00-00")
+            return None
         return (dt.date(value, 1, 1) - EPOCH_DAY).days
 
     return encode
@@ -133,7 +135,8 @@ def _time_millis(column: ResultColumn) -> Encoder:
 def _timestamp(column: ResultColumn, zone: dt.tzinfo) -> Encoder:
     def encode(value: dt.datetime | str) -> int | None:
         if isinstance(value, str):
-            return _zero_temporal(column, value)
+            _zero_temporal(column, value)
+            return None
         return epoch_millis(value, zone)
 
     return encode

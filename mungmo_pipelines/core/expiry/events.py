@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 
+from kafka import KafkaProducer
 from kafka.errors import KafkaError
 
-from kafka import KafkaProducer
 from mungmo_pipelines.core.errors import EventPublishError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.kafka.topics import ensure_topic

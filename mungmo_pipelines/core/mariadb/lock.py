@@ -43,7 +43,7 @@ def get_lock(cursor: Cursor, name: str, wait_s: float) -> bool:
             f"lock name {name!r} is longer than {MAX_LOCK_NAME_LENGTH} characters; build it with lock_name()"
         )
     cursor.execute("SELECT GET_LOCK(%s, %s)", (name, wait_s))
-    return fetch_one(cursor)[0] == 1
+    return bool(fetch_one(cursor)[0] == 1)
 
 
 @dataclass(frozen=True)

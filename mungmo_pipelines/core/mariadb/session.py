@@ -20,13 +20,28 @@ Row = tuple[Any, ...]
 class Cursor(Protocol):
     """The part of a DB-API cursor the core uses (PyMySQL's, or SQLAlchemy's raw one)."""
 
-    def execute(self, query: str, args: Any = ...) -> int: ...
+    def execute(self, query: str, args: Any = ..., /) -> Any: ...
+
+    def executemany(self, query: str, args: Any, /) -> Any: ...
 
     def fetchone(self) -> Row | None: ...
 
     def fetchall(self) -> Sequence[Row]: ...
 
     def close(self) -> None: ...
+
+
+class DbConnection(Protocol):
+    """The part of a DB-API connection the core uses (a PyMySQL connection, or a pooled raw one).
+
+    Its cursors are closed with ``contextlib.closing``: SQLAlchemy's pooled cursors are no context managers.
+    """
+
+    def cursor(self) -> Cursor: ...
+
+    def commit(self) -> None: ...
+
+    def rollback(self) -> None: ...
 
 
 def fetch_one(cursor: Cursor) -> Row:

@@ -12,16 +12,18 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable, Mapping
+from contextlib import closing
 from typing import Any
 
+from kafka import KafkaConsumer, TopicPartition
 from pymysql.err import ProgrammingError
 from sqlalchemy import Engine
 
-from kafka import KafkaConsumer, TopicPartition
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.errors import OffsetConflict, SinkError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.mariadb.dialect import NO_SUCH_TABLE
+from mungmo_pipelines.core.mariadb.session import DbConnection
 
 OFFSETS_TABLE = "_connect_sink_offsets"
 
@@ -33,8 +35,8 @@ class OffsetStore:
         self.connector = connector
 
     @staticmethod
-    def ensure_table(conn: Any) -> None:
-        with conn.cursor() as cursor:
+    def ensure_table(conn: DbConnection) -> None:
+        with closing(conn.cursor()) as cursor:
             cursor.execute(
                 f"CREATE TABLE IF NOT EXISTS {OFFSETS_TABLE} ("
                 "connector VARCHAR(255) COLLATE utf8mb4_nopad_bin NOT NULL, "
@@ -44,9 +46,9 @@ class OffsetStore:
                 "DEFAULT CHARSET=utf8mb4"
             )
 
-    def load(self, conn: Any, for_update: bool = False) -> dict[TopicPartition, int]:
+    def load(self, conn: DbConnection, for_update: bool = False) -> dict[TopicPartition, int]:
         """The stored positions; ``for_update`` locks the rows until the transaction ends."""
-        with conn.cursor() as cursor:
+        with closing(conn.cursor()) as cursor:
             cursor.execute(
                 f"SELECT topic, kafka_partition, next_offset FROM {OFFSETS_TABLE} WHERE connector = %s"
                 + (" FOR UPDATE" if for_update else ""),
@@ -54,17 +56,17 @@ class OffsetStore:
             )
             return {TopicPartition(topic, partition): offset for topic, partition, offset in cursor.fetchall()}
 
-    def store(self, conn: Any, positions: Mapping[TopicPartition, int]) -> None:
+    def store(self, conn: DbConnection, positions: Mapping[TopicPartition, int]) -> None:
         if not positions:
             return
-        with conn.cursor() as cursor:
+        with closing(conn.cursor()) as cursor:
             cursor.executemany(
                 f"INSERT INTO {OFFSETS_TABLE} (connector, topic, kafka_partition, next_offset) "
                 "VALUES (%s, %s, %s, %s) ON DUPLICATE KEY UPDATE next_offset = VALUES(next_offset)",
                 [(self.connector, tp.topic, tp.partition, offset) for tp, offset in positions.items()],
             )
 
-    def fence(self, conn: Any, expected: Mapping[TopicPartition, int]) -> None:
+    def fence(self, conn: DbConnection, expected: Mapping[TopicPartition, int]) -> None:
         """Lock this connector's rows and check they still say ``expected`` (call inside the transaction)."""
         stored = self.load(conn, for_update=True)
         moved = {tp: (offset, stored.get(tp)) for tp, offset in expected.items() if stored.get(tp, offset) != offset}

@@ -172,10 +172,10 @@ class RecordDecoder:
                 plan = self._plan(record.topic, key, None)
                 return RowChange(record, plan.shape, plan.build(record, key[2] if key else None, None))
             plan_key = (record.topic, key[0] if key else b"", value[0])
-            plan = self._plans.get(plan_key)
-            if plan is None:
-                plan = self._plans[plan_key] = self._plan(record.topic, key, value)
-            return RowChange(record, plan.shape, plan.build(record, key[2] if key else None, value[2]))
+            known = self._plans.get(plan_key)
+            if known is None:
+                known = self._plans[plan_key] = self._plan(record.topic, key, value)
+            return RowChange(record, known.shape, known.build(record, key[2] if key else None, value[2]))
         except (MalformedRecord, UnsupportedColumnType, ConnectValueError) as err:
             raise RecordRejected(TASK_PUT, str(err), err) from None
 

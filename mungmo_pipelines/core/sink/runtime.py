@@ -39,12 +39,12 @@ from typing import Any, TypeVar
 from zoneinfo import ZoneInfo
 
 import pymysql
+from kafka import KafkaConsumer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Engine
 
-from kafka import TopicPartition
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config.jdbc_sink import ErrorsTolerance, JdbcSinkConfig
 from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure, qualified_name
@@ -129,7 +129,7 @@ class BatchReader:
     _DONE = object()
 
     def __init__(
-        self, consumer: Any, records: Iterator[ConsumerRecord], batch_size: int, decoder: RecordDecoder
+        self, consumer: KafkaConsumer, records: Iterator[ConsumerRecord], batch_size: int, decoder: RecordDecoder
     ) -> None:
         self._consumer = consumer
         self._records = records
@@ -265,7 +265,7 @@ class JdbcSink:
     def _drain(
         self,
         session: WriterSession,
-        consumer: Any,
+        consumer: KafkaConsumer,
         partitions: list[TopicPartition],
         start: dict[TopicPartition, int],
         end: dict[TopicPartition, int],
@@ -315,8 +315,8 @@ class JdbcSink:
             self.offsets.fence(conn, {tp: positions[tp] for tp in covered})
             stats: dict[str, TableStats] = {}
             failures = list(rejected)
-            with conn.cursor() as cursor:
-                cursor.max_stmt_length = session.statement_chars
+            with conn.cursor(CountingCursor) as cursor:
+                cursor.statement_chars = session.statement_chars
                 for shape, group in itertools.groupby(changes, key=_shape_of):
                     self._write_group(cursor, shape, list(group), stats, failures)
             faults.reached("sink.rows_written")
@@ -427,7 +427,7 @@ class JdbcSink:
         self, cursor: CountingCursor, shape: Shape, statement: Statement, group: Sequence[RowChange], stats: TableStats
     ) -> None:
         cursor.reset_counts()
-        for sql in statement.statements([change.row for change in group], cursor.max_stmt_length):
+        for sql in statement.statements([change.row for change in group], cursor.statement_chars):
             cursor.execute(sql)
         writer_for(shape, self.config.insert_mode).count(cursor, len(group), stats)
 

@@ -51,6 +51,7 @@ class CountingCursor(pymysql.cursors.Cursor):
     """
 
     affected = changed = matched = 0
+    statement_chars = 0  # how long a statement may be, from the session's max_allowed_packet
 
     def reset_counts(self) -> None:
         self.affected = self.changed = self.matched = 0
@@ -58,7 +59,8 @@ class CountingCursor(pymysql.cursors.Cursor):
     def execute(self, query: str, args: Any = None) -> int:
         rows = super().execute(query, args)
         # PyMySQL keeps the server's info string only on its private result: no public accessor.
-        info = (self._result.message if self._result is not None else None) or b""
+        result = self._result  # type: ignore[attr-defined]
+        info = (result.message if result is not None else None) or b""
         self.affected += rows
         duplicates = _DUPLICATES.search(info)
         # Without info (a one-row upsert), 2 affected rows mean one existing row was changed.

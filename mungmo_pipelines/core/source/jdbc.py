@@ -30,7 +30,7 @@ from mungmo_pipelines.core.mariadb.dialect import is_utc, quote
 from mungmo_pipelines.core.mariadb.session import Cursor, dbapi_cursor
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, table_partition
 from mungmo_pipelines.core.source.queriers import Querier, querier_for
-from mungmo_pipelines.core.source.runtime import NO_CUT, Record, SourceRun, SourceRuntime
+from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime
 
 QUERY_ALIAS = "mungmo_query"
 _INTEGER_TYPES = (FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG)
@@ -178,7 +178,7 @@ class JdbcTableRead:
         offset, self.held_back = querier.finish(self._last)
         self._final = offset.to_value() if offset is not None else None
 
-    def checkpoint(self) -> dict[str, Any] | None:
+    def checkpoint(self) -> Checkpoint:
         if self._last is not None and not self.querier.may_cut_between(self._last, self._pending):
             return NO_CUT
         offset = self.querier.offset_after(self._last)

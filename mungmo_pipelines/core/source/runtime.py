@@ -27,8 +27,15 @@ log = logging.getLogger(__name__)
 
 # A record as a reader hands it over: (topic, key, value).
 Record = tuple[str, bytes | None, bytes | None]
-# What PartitionRead.checkpoint returns when no transaction may end before the pending record.
-NO_CUT: Any = object()
+
+
+class NoCut:
+    """What :meth:`PartitionRead.checkpoint` returns when no transaction may end before the pending record."""
+
+
+NO_CUT = NoCut()
+# An offset value to store, None for "nothing to store", or NO_CUT.
+Checkpoint = dict[str, Any] | None | NoCut
 
 
 class PartitionRead(Protocol):
@@ -43,7 +50,7 @@ class PartitionRead(Protocol):
         """The records to deliver; ``None`` means "no record now, but a transaction may end here"."""
         ...
 
-    def checkpoint(self) -> dict[str, Any] | None:
+    def checkpoint(self) -> Checkpoint:
         """The offset after the records handed over before the pending one, or :data:`NO_CUT`
         when a transaction must not end there (inside a source transaction, between rows of one
         timestamp). ``None`` means no offset to store (bulk mode)."""
@@ -129,7 +136,7 @@ class SourceRuntime:
             for record in read.records():
                 if due():
                     offset = read.checkpoint()
-                    if offset is not NO_CUT:
+                    if not isinstance(offset, NoCut):
                         transactions.commit(key, None if offset is None else dumps(offset))
                 if record is None:
                     continue

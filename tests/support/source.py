@@ -18,7 +18,7 @@ from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from mungmo_pipelines.core.source.runtime import SourceRun
-from tests.conftest import Sandbox
+from tests.support.sandbox import Sandbox
 
 
 def source_config(sandbox: Sandbox, database: str, **options: str) -> JdbcSourceConfig:

@@ -24,7 +24,7 @@ from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions
 from mungmo_pipelines.core.mariadb.lock import lock_holder
 from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC, mariadb_admin_url
-from tests.conftest import Sandbox
+from tests.support.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[1]
 TABLE = MembersTable()

@@ -15,7 +15,7 @@ from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
-from tests.conftest import Sandbox
+from tests.support.sandbox import Sandbox
 
 Message = tuple[bytes | None, bytes | None]
 

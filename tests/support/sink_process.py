@@ -1,4 +1,4 @@
-"""``python -m tests.sink_process <connector.json>``: one sink run in its own process, for the crash tests.
+"""``python -m tests.support.sink_process <connector.json>``: one sink run in its own process, for the crash tests.
 
 The connector body is a file as in ``connectors/``; servers come from the same environment
 variables as everywhere else. Prints the run's record count when it finishes.
