@@ -26,7 +26,7 @@ from mungmo_pipelines.core.mariadb.lock import lock_holder
 from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC, mariadb_admin_url
 from tests.support.sandbox import Sandbox
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 TABLE = MembersTable()
 
 
