@@ -41,7 +41,7 @@ from sqlalchemy import make_url  # noqa: E402
 from bench.source import FILL, WALKS  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, BinlogReader, ReplicaSettings, RowChange  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position  # noqa: E402
-from mungmo_pipelines.core.mariadb.binlog.replica import open_dump, read_event_packet  # noqa: E402
+from mungmo_pipelines.core.mariadb.binlog.replica import open_dump  # noqa: E402
 from mungmo_pipelines.core.stack_env import mariadb_admin_url  # noqa: E402
 
 SERVER_ID = 7_000_001
@@ -90,13 +90,13 @@ def stage_select(args: argparse.Namespace) -> dict:
 def stage_packets(args: argparse.Namespace) -> dict:
     start = BinlogPosition.from_offset(json.loads(args.start))
     started = time.perf_counter()
-    connection = open_dump(replica_settings(), start, by_gtid=True, blocking=False, checksum="CRC32")
+    dump = open_dump(replica_settings(), start, by_gtid=True, blocking=False, checksum="CRC32")
     packets = size = 0
-    while (packet := read_event_packet(connection)) is not None:
+    while (packet := dump.read()) is not None:
         packets += 1
         size += len(packet)
     seconds = time.perf_counter() - started
-    connection.close()
+    dump.close()
     return {"rows": args.rows, "seconds": seconds, "packets": packets, "bytes": size}
 
 

@@ -169,7 +169,8 @@ def check_position_available(connection: Any, position: BinlogPosition) -> None:
     """The binlog still holds ``position``: its file is listed (file/pos), and no transaction after its
     GTID state was purged (the first binlog's starting GTID state is not ahead of it in any domain)."""
     logs = binary_logs(connection)
-    fix = "take a new snapshot (Debezium: snapshot.mode=when_needed does so); keep binlogs longer with binlog_expire_logs_seconds"
+    fix = "take a new snapshot (Debezium: snapshot.mode=when_needed does so); keep binlogs longer with "
+    "binlog_expire_logs_seconds"
     if position.file is not None and position.file not in {log.name for log in logs}:
         first = logs[0].name if logs else "none"
         raise ServerCheckFailed(
@@ -195,7 +196,8 @@ def check_position_available(connection: Any, position: BinlogPosition) -> None:
         if newest is None or ours.sequence > newest.sequence:
             raise ServerCheckFailed(
                 "binlog position",
-                f"GTID {ours} is ahead of the server's binlog ({head or 'empty'}): was the binlog reset (RESET MASTER)?",
+                f"GTID {ours} is ahead of the server's binlog ({head or 'empty'}): was the binlog reset "
+                f"(RESET MASTER)?",
                 fix,
             )
 
@@ -215,7 +217,8 @@ def check_server(
     notes = []
     if not check_server_id(connection, server_id):
         notes.append(
-            "database.server.id: not compared with other replicas' ids (SHOW SLAVE HOSTS needs REPLICATION MASTER ADMIN)"
+            "database.server.id: not compared with other replicas' ids (SHOW SLAVE HOSTS needs "
+            "REPLICATION MASTER ADMIN)"
         )
     if position is not None:
         check_position_available(connection, position)

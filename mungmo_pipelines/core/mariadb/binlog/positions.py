@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, replace
-from typing import Any
+from typing import Any, NamedTuple
 
 _GTID = re.compile(r"^\s*(\d+)-(\d+)-(\d+)\s*$")
 
 
-@dataclass(frozen=True, order=True)
-class Gtid:
-    """A MariaDB GTID ``domain-server-sequence`` (``0-1-42``)."""
+class Gtid(NamedTuple):
+    """A MariaDB GTID ``domain-server-sequence`` (``0-1-42``); one per transaction, so a named tuple."""
 
     domain: int
     server_id: int
@@ -57,6 +56,8 @@ class GtidState:
 
     def advance(self, gtid: Gtid) -> GtidState:
         """The state after the transaction ``gtid`` committed."""
+        if len(self.gtids) == 1 and self.gtids[0].domain == gtid.domain:
+            return GtidState((gtid,))
         kept = tuple(g for g in self.gtids if g.domain != gtid.domain)
         return GtidState(tuple(sorted((*kept, gtid))))
 

@@ -18,6 +18,8 @@ import logging
 import struct
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import replace
+from zlib import crc32
 
 import pymysql
 
@@ -37,9 +39,9 @@ from mungmo_pipelines.core.mariadb.binlog.positions import BinlogPosition, Gtid,
 from mungmo_pipelines.core.mariadb.binlog.replica import (
     ER_MASTER_FATAL_ERROR_READING_BINLOG,
     RECONNECTABLE_ERRORS,
+    BinlogDump,
     ReplicaSettings,
     open_dump,
-    read_event_packet,
 )
 from mungmo_pipelines.core.mariadb.binlog.rows import RowDecodeError, RowDecoder
 from mungmo_pipelines.core.mariadb.binlog.table_map import parse_table_map, table_id_of
@@ -90,17 +92,22 @@ class BinlogReader:
         self.blocking = blocking
         self.reconnect_attempts = reconnect_attempts
         self.reconnect_delay_seconds = reconnect_delay_seconds
-        # The position right after the last change delivered: where a reconnect resumes.
-        self.position = start
+        self._start = start
+        self._last: Change | None = None
         self.connections = 0
-        self._connection: pymysql.Connection | None = None
+        self._dump: BinlogDump | None = None
         self._collations: Collations | None = None
         self._decoders: dict[bytes, RowDecoder] = {}
 
+    @property
+    def position(self) -> BinlogPosition:
+        """Right after the last change delivered (``start`` before any): where a reconnect resumes."""
+        return self._start if self._last is None else self._last.position
+
     def close(self) -> None:
-        if self._connection is not None:
-            self._connection.close()
-            self._connection = None
+        if self._dump is not None:
+            self._dump.close()
+            self._dump = None
 
     def __iter__(self) -> Iterator[Change]:
         failures = 0
@@ -109,7 +116,7 @@ class BinlogReader:
                 self._open()
                 for change in self._changes():
                     failures = 0
-                    self.position = change.position
+                    self._last = change
                     yield change
                 return
             except (pymysql.OperationalError, pymysql.InternalError, OSError) as error:
@@ -142,20 +149,19 @@ class BinlogReader:
                 if not by_gtid and not start.gtids.gtids:
                     cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (start.file, start.pos))
                     (state,) = cursor.fetchone()
-                    self.position = start = BinlogPosition(
-                        GtidState.parse(state), start.file, start.pos, start.transaction, start.events, start.rows
-                    )
+                    start = replace(start, gtids=GtidState.parse(state))
+                    self._start, self._last = start, None
         finally:
             control.close()
         self._checksum = wire.CHECKSUM_CRC32 if str(checksum).upper() == "CRC32" else wire.CHECKSUM_OFF
-        self._connection = open_dump(self.settings, start, by_gtid, self.blocking, str(checksum))
+        self._dump = open_dump(self.settings, start, by_gtid, self.blocking, str(checksum))
         self.connections += 1
 
     def _changes(self) -> Iterator[Change]:
         """Decodes events of the open dump into changes, applying the start position's skips."""
         start = self.position
-        connection = self._connection
-        assert connection is not None and self._collations is not None
+        assert self._dump is not None and self._collations is not None
+        read = self._dump.read
         collations = self._collations
         include = self.include
         state = start.gtids
@@ -172,20 +178,20 @@ class BinlogReader:
         skip_events = skip_rows = 0
         header = wire.HEADER.unpack_from
         while True:
-            packet = read_event_packet(connection)
+            packet = read()
             if packet is None:
                 return
             timestamp, kind, server_id, size, next_pos, flags = header(packet, 1)
+            pos = next_pos - size
             end = len(packet)
             if checksum == wire.CHECKSUM_CRC32 or kind == wire.FORMAT_DESCRIPTION:
                 if kind == wire.FORMAT_DESCRIPTION:
                     checksum = packet[-5] if end - 1 > wire.HEADER_SIZE + 57 else wire.CHECKSUM_OFF
                 if checksum == wire.CHECKSUM_CRC32:
-                    wire.verify_crc32(packet, 1, end, f"{wire.EVENT_NAMES.get(kind, kind)} at {file}:{next_pos}")
                     end -= 4
+                    if crc32(memoryview(packet)[1:end]) != int.from_bytes(packet[end:], "little"):
+                        raise wire.BinlogFormatError(_where(kind, file, pos) + ": the event's CRC32 does not match")
             body = 1 + wire.HEADER_SIZE
-            pos = next_pos - size
-            where = f"{wire.EVENT_NAMES.get(kind, f'event type {kind}')} at {file}:{pos}"
 
             if kind == wire.ROTATE:
                 file = packet[body + 8 : end].decode("ascii")
@@ -202,14 +208,17 @@ class BinlogReader:
 
             if kind == wire.GTID:
                 if transaction is not None:
-                    raise wire.BinlogFormatError(f"{where}: transaction {transaction.gtid} has no commit")
+                    raise wire.BinlogFormatError(
+                        _where(kind, file, pos) + f": transaction {transaction.gtid} has no commit"
+                    )
                 sequence = int.from_bytes(packet[body : body + 8], "little")
                 domain = int.from_bytes(packet[body + 8 : body + 12], "little")
                 gtid_flags = packet[body + 12]
                 gtid = Gtid(domain, server_id, sequence)
                 if gtid_flags & (FL_PREPARED_XA | FL_COMPLETED_XA):
                     raise UnsupportedBinlogEvent(
-                        f"{where}: transaction {gtid} is an XA transaction (XA PREPARE/COMMIT), whose rows are "
+                        _where(kind, file, pos)
+                        + f": transaction {gtid} is an XA transaction (XA PREPARE/COMMIT), whose rows are "
                         "logged before the outcome is known; this reader does not read XA transactions"
                     )
                 transaction = TransactionContext(gtid, file, pos, state, bool(gtid_flags & FL_STANDALONE))
@@ -221,7 +230,8 @@ class BinlogReader:
                         skip_events, skip_rows, pending_skip = pending_skip.events, pending_skip.rows, None
                     elif expected.domain == domain and sequence > expected.sequence:
                         raise PositionUnavailable(
-                            f"{where}: resuming inside transaction {expected}, but the server sent {gtid} "
+                            _where(kind, file, pos)
+                            + f": resuming inside transaction {expected}, but the server sent {gtid} "
                             "after it without it: the binlog no longer holds that transaction"
                         )
                 if skip_events == 0:
@@ -232,7 +242,9 @@ class BinlogReader:
             if transaction is None:
                 if flags & wire.IGNORABLE_FLAG:
                     continue
-                raise wire.BinlogFormatError(f"{where} outside a transaction (no GTID event before it)")
+                raise wire.BinlogFormatError(
+                    _where(kind, file, pos) + " outside a transaction (no GTID event before it)"
+                )
             index = event_index
             event_index += 1
             skipped = index < skip_events
@@ -255,7 +267,9 @@ class BinlogReader:
                 operation, post_header, compressed = wire.ROWS_EVENTS[kind]
                 table_id = table_id_of(packet, body)
                 if table_id not in tables:
-                    raise wire.BinlogFormatError(f"{where}: rows of table id {table_id} without its TABLE_MAP")
+                    raise wire.BinlogFormatError(
+                        _where(kind, file, pos) + f": rows of table id {table_id} without its TABLE_MAP"
+                    )
                 decoder = tables[table_id]
                 if decoder is None or skipped:
                     continue
@@ -269,7 +283,8 @@ class BinlogReader:
                 for _ in range(images):
                     if int.from_bytes(packet[p : p + bitmap_bytes], "little") != full:
                         raise UnsupportedBinlogEvent(
-                            f"{where}: a {operation} of {decoder.table_map.database}.{decoder.table_map.name} "
+                            _where(kind, file, pos)
+                            + f": a {operation} of {decoder.table_map.database}.{decoder.table_map.name} "
                             "without all columns: the server logs partial row images "
                             "(binlog_row_image=MINIMAL or NOBLOB); set binlog_row_image=FULL "
                             "(SET GLOBAL binlog_row_image = FULL; my.cnf: binlog_row_image=FULL)"
@@ -277,7 +292,7 @@ class BinlogReader:
                     p += bitmap_bytes
                 data, data_end = packet, end
                 if compressed:
-                    data, p = wire.uncompress(packet, p, end, where), 0
+                    data, p = wire.uncompress(packet, p, end, _where(kind, file, pos)), 0
                     data_end = len(data)
                 try:
                     if operation == "update":
@@ -287,7 +302,8 @@ class BinlogReader:
                 except (IndexError, ValueError, struct.error) as error:
                     table = decoder.table_map.schema
                     raise RowDecodeError(
-                        f"{where}: rows of {table.database}.{table.name} do not decode with the table map "
+                        _where(kind, file, pos)
+                        + f": rows of {table.database}.{table.name} do not decode with the table map "
                         f"({type(error).__name__}: {error})"
                     ) from error
                 table = decoder.table_map.schema
@@ -313,7 +329,11 @@ class BinlogReader:
                 p = body + 13 + status_len
                 database = packet[p : p + db_len].decode("utf-8")
                 p += db_len + 1
-                text = wire.uncompress(packet, p, end, where) if kind == wire.QUERY_COMPRESSED else packet[p:end]
+                text = (
+                    wire.uncompress(packet, p, end, _where(kind, file, pos))
+                    if kind == wire.QUERY_COMPRESSED
+                    else packet[p:end]
+                )
                 statement = text.decode("utf-8", "replace")
                 keyword = _first_keyword(statement)
                 if keyword in ("commit", "rollback") and not statement.lower().startswith("rollback to"):
@@ -325,7 +345,8 @@ class BinlogReader:
                     continue
                 if keyword in _STATEMENT_DML or keyword == "xa":
                     raise UnsupportedBinlogEvent(
-                        f"{where}: {keyword.upper()} logged as a statement in transaction {transaction.gtid}, "
+                        _where(kind, file, pos)
+                        + f": {keyword.upper()} logged as a statement in transaction {transaction.gtid}, "
                         "so its row changes are not in the binlog; the session used binlog_format=STATEMENT or "
                         "MIXED. Keep binlog_format=ROW for every session (SET GLOBAL binlog_format = ROW; "
                         f"my.cnf: binlog_format=ROW). Statement: {statement[:200]}"
@@ -345,13 +366,22 @@ class BinlogReader:
                 transaction = None
             elif kind == wire.INCIDENT:
                 raise UnsupportedBinlogEvent(
-                    f"{where}: the server logged an incident (changes it could not write to the binlog were "
+                    _where(kind, file, pos)
+                    + ": the server logged an incident (changes it could not write to the binlog were "
                     "lost); the binlog is incomplete from here, take a new snapshot"
                 )
             elif kind == wire.XA_PREPARE:
-                raise UnsupportedBinlogEvent(f"{where}: XA PREPARE; this reader does not read XA transactions")
+                raise UnsupportedBinlogEvent(
+                    _where(kind, file, pos) + ": XA PREPARE; this reader does not read XA transactions"
+                )
             elif not flags & wire.IGNORABLE_FLAG:
-                raise UnsupportedBinlogEvent(f"{where}: this reader does not know the event, so it cannot skip it")
+                raise UnsupportedBinlogEvent(
+                    _where(kind, file, pos) + ": this reader does not know the event, so it cannot skip it"
+                )
+
+
+def _where(kind: int, file: str, pos: int) -> str:
+    return f"{wire.EVENT_NAMES.get(kind, f'event type {kind}')} at {file}:{pos}"
 
 
 def _first_keyword(statement: str) -> str:

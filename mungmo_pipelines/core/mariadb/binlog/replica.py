@@ -2,9 +2,11 @@
 
 Uses PyMySQL's connection for the handshake, authentication and TLS, and its packet layer
 (``write_packet``, ``_read_packet``, ``_next_seq_id``) for the two replication commands PyMySQL
-has no API for (COM_REGISTER_SLAVE, COM_BINLOG_DUMP) and for the stream of event packets that
-follows: the packet layer already joins packets above 16 MB and raises the server's error
-packets as PyMySQL errors, so nothing of the wire protocol is written twice.
+has no API for (COM_REGISTER_SLAVE, COM_BINLOG_DUMP). The event packets that follow are read
+from the connection's socket through a buffer of our own (``BinlogDump.read``): PyMySQL's
+``_read_packet`` costs about 10 µs per packet (two reads of its 8 KB buffered file, a packet
+object), which at five events per single-row transaction was a third of the reader's time.
+Error packets are still raised as PyMySQL raises them.
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, field
+from typing import BinaryIO
 
 import pymysql
 from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE
@@ -69,10 +72,52 @@ class ReplicaSettings:
         )
 
 
+class BinlogDump:
+    """An open COM_BINLOG_DUMP: ``read()`` returns each event packet (``0x00`` then the event),
+    or ``None`` at the end of a non-blocking dump."""
+
+    BUFFER_BYTES = 256 * 1024
+
+    def __init__(self, connection: pymysql.Connection) -> None:
+        self.connection = connection
+        # Nothing is buffered in PyMySQL's reader yet: the server sends nothing before the dump request.
+        self._file: BinaryIO = connection._sock.makefile("rb", buffering=self.BUFFER_BYTES)
+        self._sequence = 1
+
+    def read(self) -> bytes | None:
+        parts = []
+        while True:
+            header = self._file.read(4)
+            if len(header) < 4:
+                raise pymysql.OperationalError(2013, "Lost connection to the server during the binlog dump")
+            length = header[0] | header[1] << 8 | header[2] << 16
+            if header[3] != self._sequence:
+                raise pymysql.OperationalError(2013, f"binlog packet {header[3]} out of sequence ({self._sequence})")
+            self._sequence = (self._sequence + 1) & 0xFF
+            data = self._file.read(length)
+            if len(data) < length:
+                raise pymysql.OperationalError(2013, "Lost connection to the server during the binlog dump")
+            if length < 0xFFFFFF and not parts:
+                break
+            parts.append(data)
+            if length < 0xFFFFFF:
+                data = b"".join(parts)
+                break
+        if data[0] == 0xFF:
+            pymysql.err.raise_mysql_exception(data)
+        if data[0] == 0xFE and len(data) < 9:
+            return None
+        return data
+
+    def close(self) -> None:
+        self._file.close()
+        self.connection.close()
+
+
 def open_dump(
     settings: ReplicaSettings, start: BinlogPosition, by_gtid: bool, blocking: bool, checksum: str
-) -> pymysql.Connection:
-    """A connection already streaming events from ``start`` (by GTID state, or by file/pos)."""
+) -> BinlogDump:
+    """A dump already streaming events from ``start`` (by GTID state, or by file/pos)."""
     connection = settings.connect(read_timeout=settings.heartbeat_seconds * 3 + 5)
     try:
         with connection.cursor() as cursor:
@@ -91,10 +136,10 @@ def open_dump(
         pos = 4 if by_gtid else start.pos or 4
         connection._next_seq_id = 0
         connection.write_packet(bytes((COM_BINLOG_DUMP,)) + struct.pack("<IHI", pos, flags, settings.server_id) + file)
+        return BinlogDump(connection)
     except BaseException:
         connection.close()
         raise
-    return connection
 
 
 def _register(connection: pymysql.Connection, settings: ReplicaSettings) -> None:
@@ -111,11 +156,3 @@ def _register(connection: pymysql.Connection, settings: ReplicaSettings) -> None
     connection._next_seq_id = 0
     connection.write_packet(payload)
     connection._read_packet()
-
-
-def read_event_packet(connection: pymysql.Connection) -> bytes | None:
-    """The next event (``0x00`` then the event), or ``None`` at the end of a non-blocking dump."""
-    data = connection._read_packet().get_all_data()
-    if data[0] == 0xFE and len(data) < 9:
-        return None
-    return data

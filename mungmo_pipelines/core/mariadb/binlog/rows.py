@@ -51,15 +51,9 @@ class RowDecodeError(ValueError):
     """A row image that does not decode with its table map (names the table and the event)."""
 
 
-def _fraction_reader(fsp: int) -> tuple[int, Callable[[bytes, int], int]]:
-    """Bytes of a temporal fraction with ``fsp`` digits, and a reader giving microseconds."""
-    if fsp == 0:
-        return 0, lambda b, p: 0
-    if fsp <= 2:
-        return 1, lambda b, p: b[p] * 10000
-    if fsp <= 4:
-        return 2, lambda b, p: (b[p] << 8 | b[p + 1]) * 100
-    return 3, lambda b, p: b[p] << 16 | b[p + 1] << 8 | b[p + 2]
+def _fraction(fsp: int) -> tuple[int, int]:
+    """Bytes of a temporal fraction with ``fsp`` digits, and what one unit of it is in microseconds."""
+    return ((fsp + 1) // 2, (10000, 100, 1)[(fsp - 1) // 2] if fsp else 0)
 
 
 def _fraction_text(fsp: int, microseconds: int) -> str:
@@ -107,37 +101,40 @@ def date_value(packed: int) -> dt.date | InvalidTemporal:
 
 def datetime_reader(fsp: int) -> tuple[int, Callable[[bytes, int], dt.datetime | InvalidTemporal]]:
     """DATETIME in the MariaDB 10.1+/MySQL 5.6 format: 40 bits big-endian (offset 2**39) of
-    year*13+month, day, hour, minute, second, then the fraction."""
-    fraction_size, fraction = _fraction_reader(fsp)
+    year*13+month, day, hour, minute, second, then the fraction (big-endian)."""
+    fraction_bytes, unit = _fraction(fsp)
+    size, shift, mask = 5 + fraction_bytes, fraction_bytes * 8, (1 << fraction_bytes * 8) - 1
+    offset = 0x8000000000 << shift
 
     def read(b: bytes, p: int) -> dt.datetime | InvalidTemporal:
-        packed = int.from_bytes(b[p : p + 5], "big") - 0x8000000000
-        microsecond = fraction(b, p + 5)
-        year_month, day = divmod(packed >> 17, 32)
-        year, month = divmod(year_month, 13)
-        hour, minute, second = packed >> 12 & 31, packed >> 6 & 63, packed & 63
+        whole = int.from_bytes(b[p : p + size], "big") - offset
+        packed, microsecond = whole >> shift, (whole & mask) * unit
+        year_month = packed >> 22
+        year, month, day = year_month // 13, year_month % 13, packed >> 17 & 31
         try:
-            return dt.datetime(year, month, day, hour, minute, second, microsecond)
+            return dt.datetime(year, month, day, packed >> 12 & 31, packed >> 6 & 63, packed & 63, microsecond)
         except ValueError:
-            text = f"{year:04d}-{month:02d}-{day:02d} {hour:02d}:{minute:02d}:{second:02d}"
+            text = f"{year:04d}-{month:02d}-{day:02d} {packed >> 12 & 31:02d}:{packed >> 6 & 63:02d}:{packed & 63:02d}"
             return InvalidTemporal(text + _fraction_text(fsp, microsecond))
 
-    return 5 + fraction_size, read
+    return size, read
 
 
 def timestamp_reader(fsp: int) -> tuple[int, Callable[[bytes, int], dt.datetime | InvalidTemporal]]:
     """TIMESTAMP: seconds since the epoch (big-endian), then the fraction; 0 is the zero date."""
-    fraction_size, fraction = _fraction_reader(fsp)
+    fraction_bytes, unit = _fraction(fsp)
+    size, shift, mask = 4 + fraction_bytes, fraction_bytes * 8, (1 << fraction_bytes * 8) - 1
     zero = InvalidTemporal("0000-00-00 00:00:00" + _fraction_text(fsp, 0))
+    second = dt.timedelta(seconds=1)
+    microsecond = dt.timedelta(microseconds=1)
 
     def read(b: bytes, p: int) -> dt.datetime | InvalidTemporal:
-        seconds = b[p] << 24 | b[p + 1] << 16 | b[p + 2] << 8 | b[p + 3]
-        microsecond = fraction(b, p + 4)
-        if seconds == 0 and microsecond == 0:
+        whole = int.from_bytes(b[p : p + size], "big")
+        if whole == 0:
             return zero
-        return EPOCH + dt.timedelta(seconds=seconds, microseconds=microsecond)
+        return EPOCH + (whole >> shift) * second + (whole & mask) * unit * microsecond
 
-    return 4 + fraction_size, read
+    return size, read
 
 
 def time_reader(fsp: int) -> tuple[int, Callable[[bytes, int], dt.timedelta]]:

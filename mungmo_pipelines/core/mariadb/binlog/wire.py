@@ -107,13 +107,6 @@ def packed_int(buf: bytes, p: int) -> tuple[int, int]:
     raise BinlogFormatError(f"byte 0x{first:02x} does not start a length-encoded integer")
 
 
-def verify_crc32(packet: bytes, start: int, end: int, where: str) -> None:
-    """The event ``packet[start:end]`` ends with its CRC32 (``binlog_checksum=CRC32``)."""
-    expected = int.from_bytes(packet[end - 4 : end], "little")
-    if zlib.crc32(memoryview(packet)[start : end - 4]) != expected:
-        raise BinlogFormatError(f"{where}: the event's CRC32 does not match its bytes (corrupted in transit?)")
-
-
 def uncompress(buf: bytes, p: int, end: int, where: str) -> bytes:
     """MariaDB's compressed block: a header byte (0x80 | algorithm << 4 | n), the uncompressed
     length in n big-endian bytes, then the data (algorithm 0: zlib)."""
