@@ -38,7 +38,7 @@ def connect(database: str | None = None) -> pymysql.Connection:
 
 def replica_settings(**overrides: Any) -> ReplicaSettings:
     url = make_url(mariadb_admin_url())
-    options: dict[str, Any] = {"server_id": next(_server_ids), "heartbeat_seconds": 1.0}
+    options: dict[str, Any] = {"server_id": next(_server_ids), "heartbeat_seconds": 1.0, "ssl_disabled": True}
     options.update(overrides)
     return ReplicaSettings(url.host or "127.0.0.1", url.port or 3306, url.username or "root", url.password or "", **options)
 

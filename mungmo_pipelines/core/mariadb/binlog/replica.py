@@ -52,6 +52,9 @@ class ReplicaSettings:
     # How long the server waits on a consumer that does not read (net_write_timeout of the dump).
     write_timeout_seconds: int = 600
     report_host: str = field(default_factory=socket.gethostname)
+    # Debezium's database.ssl.mode=disabled; otherwise PyMySQL tries TLS and falls back to plain
+    # (its context costs about 50 ms per connection, which only the reconnects pay).
+    ssl_disabled: bool = False
 
     def __post_init__(self) -> None:
         if not 1 <= self.server_id <= 4294967295:
@@ -69,6 +72,7 @@ class ReplicaSettings:
             autocommit=True,
             connect_timeout=self.connect_timeout,
             read_timeout=read_timeout,
+            ssl_disabled=self.ssl_disabled,
         )
 
 
