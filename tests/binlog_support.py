@@ -40,7 +40,9 @@ def replica_settings(**overrides: Any) -> ReplicaSettings:
     url = make_url(mariadb_admin_url())
     options: dict[str, Any] = {"server_id": next(_server_ids), "heartbeat_seconds": 1.0, "ssl_disabled": True}
     options.update(overrides)
-    return ReplicaSettings(url.host or "127.0.0.1", url.port or 3306, url.username or "root", url.password or "", **options)
+    return ReplicaSettings(
+        url.host or "127.0.0.1", url.port or 3306, url.username or "root", url.password or "", **options
+    )
 
 
 def head() -> BinlogPosition:
@@ -57,7 +59,11 @@ def read_changes(
     """Everything from ``start`` to the binlog's end now: rows and statements of ``databases``, and
     the begin/commit of every transaction that touched them."""
     reader = BinlogReader(
-        settings or replica_settings(), start, include=lambda db, table: db in databases, by_gtid=by_gtid, blocking=False
+        settings or replica_settings(),
+        start,
+        include=lambda db, table: db in databases,
+        by_gtid=by_gtid,
+        blocking=False,
     )
     return only_databases(list(reader), databases)
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 import threading
 
 import pytest
-from tests.binlog_support import connect, head, only_databases, read_changes, replica_settings, rows_of
 
 from mungmo_pipelines.core.mariadb.binlog import (
     BinlogPosition,
@@ -15,6 +14,7 @@ from mungmo_pipelines.core.mariadb.binlog import (
     RowChange,
     TransactionCommit,
 )
+from tests.binlog_support import connect, head, only_databases, read_changes, replica_settings, rows_of
 
 
 def _write_transactions(database: str) -> None:

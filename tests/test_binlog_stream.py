@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import pytest
-from tests.binlog_support import connect, head, read_changes, rows_of
 
 from mungmo_pipelines.core.mariadb.binlog import (
     Statement,
@@ -11,6 +10,7 @@ from mungmo_pipelines.core.mariadb.binlog import (
     TransactionCommit,
     UnsupportedBinlogEvent,
 )
+from tests.binlog_support import connect, head, read_changes, rows_of
 
 
 def _set_global(name: str, value: str) -> str:

@@ -6,10 +6,9 @@ from __future__ import annotations
 import datetime as dt
 from decimal import Decimal
 
-from tests.binlog_support import connect, contract_values, head, read_changes, rows_of
-
 from mungmo_pipelines.core.mariadb.binlog import TransactionBegin, TransactionCommit
 from mungmo_pipelines.core.mariadb.values import InvalidTemporal
+from tests.binlog_support import connect, contract_values, head, read_changes, rows_of
 
 ALL_TYPES = """
 CREATE TABLE all_types (
