@@ -25,8 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
-import subprocess
 import sys
 import time
 import uuid
@@ -38,17 +36,13 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 from sqlalchemy import make_url  # noqa: E402
 
-from bench.source import FILL, WALKS  # noqa: E402
+from bench.source import FILL, WALKS, peak_rss_mb, run_stage  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, BinlogReader, ReplicaSettings, RowChange  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.replica import open_dump  # noqa: E402
 from mungmo_pipelines.core.stack_env import mariadb_admin_url  # noqa: E402
 
 SERVER_ID = 7_000_001
-
-
-def peak_rss_mb() -> float:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
 
 def admin_connection(database: str | None = None) -> pymysql.Connection:
@@ -149,17 +143,6 @@ STAGES = {
 }
 
 
-def run_stage(stage: str, **args: str | int) -> dict:
-    command = [sys.executable, __file__, "--stage", stage] + [
-        part for name, value in args.items() for part in (f"--{name}", str(value))
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"stage {stage} failed:\n{done.stderr}")
-    return json.loads(done.stdout.strip().splitlines()[-1])
-
-
 def write_rows(connection: pymysql.Connection, table: str, rows: int, per_transaction: int) -> None:
     """``rows`` rows of ``bench/source.py``'s walks, ``per_transaction`` rows per autocommitted INSERT."""
     fill = FILL.replace("INTO walks", f"INTO `{table}`").replace("seq_1_to_{rows}", "seq_{first}_to_{last}")
@@ -171,10 +154,10 @@ def write_rows(connection: pymysql.Connection, table: str, rows: int, per_transa
 def measure(database: str, table: str, rows: int, start: BinlogPosition, label: str) -> dict[str, dict]:
     common = {"database": database, "table": table, "rows": rows, "start": json.dumps(start.as_offset())}
     return {
-        f"{label}: raw SELECT of the same rows (PyMySQL SSCursor)": run_stage("select", **common),
-        f"{label}: binlog packets only, no decoding": run_stage("packets", **common),
-        f"{label}: BinlogReader (own decoder) -> RowChange": run_stage("reader", **common),
-        f"{label}: python-mysql-replication 1.0 -> values": run_stage("python-mysql-replication", **common),
+        f"{label}: raw SELECT of the same rows (PyMySQL SSCursor)": run_stage("select", __file__, **common),
+        f"{label}: binlog packets only, no decoding": run_stage("packets", __file__, **common),
+        f"{label}: BinlogReader (own decoder) -> RowChange": run_stage("reader", __file__, **common),
+        f"{label}: python-mysql-replication 1.0 -> values": run_stage("python-mysql-replication", __file__, **common),
     }
 
 
@@ -225,11 +208,14 @@ def main() -> None:
 
     load = os.getloadavg()
     print(f"\nload average before printing: {load[0]:.2f} {load[1]:.2f} {load[2]:.2f} (2 cores)\n")
+    notes: list[str] = []
     header = f"| {'stage':<78} | {'rows':>9} | {'seconds':>7} | {'rows/s':>9} | {'/ SELECT':>8} | {'peak RSS MB':>11} |"
     print(header)
     print("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
     baseline = 0.0
     for stage, result in results.items():
+        if "packets" in result:
+            notes.append(f"{stage}: {result['packets']:,} events, {result['bytes'] / 1e6:,.1f} MB")
         rate = result["rows"] / result["seconds"]
         if "raw SELECT" in stage:
             baseline = rate
@@ -237,6 +223,7 @@ def main() -> None:
             f"| {stage:<78} | {result['rows']:>9,} | {result['seconds']:>7.2f} | {rate:>9,.0f} | "
             f"{rate / baseline:>8.0%} | {result['peak_rss_mb']:>11.0f} |"
         )
+    print("\n" + "\n".join(notes))
 
 
 if __name__ == "__main__":

@@ -61,10 +61,10 @@ def global_setting(name: str, value: str) -> Iterator[None]:
 )
 def test_each_runtime_setting_fails_with_its_fix(name, value, fix):
     check_server(connect(), server_id=4_000_001)
-    with global_setting(name, value):
-        # A new session sees the global value, as the reader's connection would.
-        with pytest.raises(ServerCheckFailed, match=rf"^{name}: is {value}.*Fix: {fix}; and {name}=") as failed:
-            check_server(connect(), server_id=4_000_001)
+    expected = rf"^{name}: is {value}.*Fix: {fix}; and {name}="
+    # A new session sees the global value, as the reader's connection would.
+    with global_setting(name, value), pytest.raises(ServerCheckFailed, match=expected) as failed:
+        check_server(connect(), server_id=4_000_001)
     assert failed.value.setting == name
 
 

@@ -5,12 +5,14 @@ from __future__ import annotations
 import pytest
 
 from mungmo_pipelines.core.mariadb.binlog import (
+    BinlogReader,
+    Heartbeat,
     Statement,
     TransactionBegin,
     TransactionCommit,
     UnsupportedBinlogEvent,
 )
-from tests.binlog_support import connect, head, read_changes, rows_of
+from tests.binlog_support import connect, head, read_changes, replica_settings, rows_of
 
 
 def _set_global(name: str, value: str) -> str:
@@ -76,7 +78,8 @@ def test_rows_after_ddl_decode_with_the_new_shape_and_names(sandbox):
         steps = [
             ("INSERT INTO walks VALUES (1, '초코', 30)", {"id": 1, "pet": "초코", "minutes": 30}),
             ("ALTER TABLE walks ADD COLUMN place VARCHAR(30) NOT NULL DEFAULT '망원동'", None),
-            ("INSERT INTO walks VALUES (2, '보리', 20, '성수동')", {"id": 2, "pet": "보리", "minutes": 20, "place": "성수동"}),
+            ("INSERT INTO walks VALUES (2, '보리', 20, '성수동')",
+             {"id": 2, "pet": "보리", "minutes": 20, "place": "성수동"}),
             ("ALTER TABLE walks DROP COLUMN minutes", None),
             ("INSERT INTO walks VALUES (3, '콩이', '서울숲')", {"id": 3, "pet": "콩이", "place": "서울숲"}),
             ("ALTER TABLE walks MODIFY COLUMN pet TEXT COLLATE utf8mb4_bin", None),
@@ -182,3 +185,15 @@ def test_xa_transactions_are_refused_by_name(sandbox):
     connection.close()
     with pytest.raises(UnsupportedBinlogEvent, match="XA"):
         read_changes(start, [database])
+
+
+def test_an_idle_server_sends_heartbeats_carrying_the_head_position():
+    start = head()
+    reader = BinlogReader(replica_settings(heartbeat_seconds=0.5), start, include=lambda db, table: False)
+    try:
+        heartbeat = next(change for change in reader if isinstance(change, Heartbeat))
+    finally:
+        reader.close()
+    assert heartbeat.position.file is not None and not heartbeat.position.inside_transaction
+    now = head()
+    assert (start.file, start.pos) <= (heartbeat.position.file, heartbeat.position.pos) <= (now.file, now.pos)

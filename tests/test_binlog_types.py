@@ -31,7 +31,8 @@ CREATE TABLE all_types (
 
 ROWS = [
     # typical values, Korean and emoji
-    """(1, -5, 250, -300, 65000, -8000000, 16000000, -2000000000, 4000000000, -9000000000000000000, 12345678901234567890,
+    """(1, -5, 250, -300, 65000, -8000000, 16000000, -2000000000, 4000000000, -9000000000000000000,
+      12345678901234567890,
       1234.5, 3.14, 42, 99999999.9999, -0.000000001,
       3.14, 2.718281828459045,
       b'1', b'1010101010101', b'1000000000000000000000000000000000000000000000000000000000000001',
@@ -42,7 +43,8 @@ ROWS = [
       '산책 🐾', REPEAT('가', 255), 'café', x'0102',
       CONCAT('망원동 한강공원 🐕 ', REPEAT('x', 250)), 'naïve €', x'00ff00',
       '짧은 글', '텍스트 🐾', 'medium', REPEAT('long ', 1000), x'00', x'0001', x'000102', REPEAT(x'ff', 70000),
-      '{"이름": "초코", "age": 3}', '한국', 'x,z,값', ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), POINT(126.9, 37.5))""",
+      '{"이름": "초코", "age": 3}', '한국', 'x,z,값',
+      ST_GeomFromText('POLYGON((0 0,1 0,1 1,0 0))'), POINT(126.9, 37.5))""",
     # extremes and zero values (sql_mode '' allows zero dates)
     """(2, -128, 255, -32768, 65535, -8388608, 16777215, -2147483648, 4294967295, -9223372036854775808,
       18446744073709551615,
@@ -179,3 +181,30 @@ def test_schema_comes_from_the_table_map(sandbox):
     assert columns["en"].column_type == "enum('','a','b','한국')"
     assert columns["st"].labels == ("x", "y", "z", "값")
     assert (columns["ge"].data_type, columns["pt"].data_type) == ("geometry", "point")
+
+
+def test_collations_map_to_the_right_columns_whatever_their_order(sandbox):
+    """A table map lists collations per text column (geometry counts as one); a shift by one column
+    would decode latin1 bytes as UTF-8 or the reverse."""
+    database = sandbox.database("collations")
+    connection = connect(database)
+    with connection.cursor() as cursor:
+        cursor.execute(
+            "CREATE TABLE c (id INT PRIMARY KEY, ge GEOMETRY, l1 VARCHAR(5) CHARACTER SET latin1, u TEXT, "
+            "e ENUM('é', '한') CHARACTER SET utf8mb4, l2 CHAR(3) CHARACTER SET latin1, s SET('ä', 'ö') "
+            "CHARACTER SET latin1, b VARBINARY(4), u2 VARCHAR(5) COLLATE utf8mb4_bin) DEFAULT CHARSET=utf8mb4"
+        )
+        start = head()
+        cursor.execute(
+            "INSERT INTO c VALUES (1, POINT(1, 2), _binary x'81e9', '한국', '한', _binary x'80', 'ä,ö', x'ff', '🐾')"
+        )
+    connection.close()
+    (change,) = rows_of(read_changes(start, [database]))
+    values = change.values()
+    assert (values["l1"], values["u"], values["e"], values["l2"], values["s"]) == ("\x81é", "한국", "한", "€", "ä,ö")
+    assert (values["b"], values["u2"]) == (b"\xff", "🐾")
+    charsets = {c.name: c.charset for c in change.table.columns}
+    assert charsets == {
+        "id": None, "ge": None, "l1": "latin1", "u": "utf8mb4", "e": "utf8mb4", "l2": "latin1", "s": "latin1",
+        "b": None, "u2": "utf8mb4",
+    }  # fmt: skip

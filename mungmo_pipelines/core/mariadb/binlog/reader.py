@@ -10,6 +10,10 @@ default (file/pos when ``by_gtid=False`` or the position has no GTID state) and 
 transaction, the events and rows the position says were handled. A dropped connection (network,
 ``KILL`` of the dump thread, server restart) is reopened from the position of the last change
 delivered, never from ``start``, so nothing is delivered twice or lost.
+
+The reader always asks for ANNOTATE_ROWS events (the statement behind rows, Debezium's ``query``),
+so its event counts inside a transaction are Debezium's with ``include.query=true``; Debezium
+offsets written with ``include.query=false`` count one event fewer per annotated statement.
 """
 
 from __future__ import annotations
@@ -186,7 +190,8 @@ class BinlogReader:
             end = len(packet)
             if checksum == wire.CHECKSUM_CRC32 or kind == wire.FORMAT_DESCRIPTION:
                 if kind == wire.FORMAT_DESCRIPTION:
-                    checksum = packet[-5] if end - 1 > wire.HEADER_SIZE + 57 else wire.CHECKSUM_OFF
+                    # The algorithm of this binlog file: the byte before the FDE's own checksum.
+                    checksum = packet[-5]
                 if checksum == wire.CHECKSUM_CRC32:
                     end -= 4
                     if crc32(memoryview(packet)[1:end]) != int.from_bytes(packet[end:], "little"):

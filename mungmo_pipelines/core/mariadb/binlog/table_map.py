@@ -61,9 +61,12 @@ class ColumnFormat:
 
 @dataclass(frozen=True)
 class TableMap:
-    """A decoded TABLE_MAP: the table's schema and the storage format of each of its columns."""
+    """A decoded TABLE_MAP: the table's schema and the storage format of each of its columns.
 
-    table_id: int
+    The table id is left out: the server numbers open tables, so one shape can have several ids
+    over time and a reader keeps the id -> table map mapping per stream (``table_id_of``).
+    """
+
     schema: TableSchema
     formats: tuple[ColumnFormat, ...]
 
@@ -96,7 +99,6 @@ def table_id_of(body: bytes, start: int) -> int:
 
 def parse_table_map(body: bytes, start: int, end: int, collations: Collations) -> TableMap:
     """Parses the event body ``body[start:end]`` (after the common header, before any checksum)."""
-    table_id = table_id_of(body, start)
     p = start + 8
     db_len = body[p]
     database = body[p + 1 : p + 1 + db_len].decode("utf-8")
@@ -119,7 +121,7 @@ def parse_table_map(body: bytes, start: int, end: int, collations: Collations) -
             f"{where}: the table map has no column names: the server writes them only with "
             "binlog_row_metadata=FULL (SET GLOBAL binlog_row_metadata = FULL; my.cnf: binlog_row_metadata=FULL)"
         )
-    return _build(table_id, database, table, types, metadata, null_bits, optional, collations)
+    return _build(database, table, types, metadata, null_bits, optional, collations)
 
 
 def _column_metadata(types: bytes, body: bytes, p: int, end: int, where: str) -> list[int]:
@@ -228,7 +230,6 @@ def _quoted(labels: tuple[str, ...]) -> str:
 
 
 def _build(
-    table_id: int,
     database: str,
     table: str,
     types: bytes,
@@ -259,7 +260,7 @@ def _build(
         formats.append(fmt)
     primary_key = tuple(columns[i].name for i in optional.primary_key)
     schema = TableSchema(database, table, tuple(columns), primary_key)
-    return TableMap(table_id, schema, tuple(formats))
+    return TableMap(schema, tuple(formats))
 
 
 def _describe(
