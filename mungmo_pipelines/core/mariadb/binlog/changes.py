@@ -5,8 +5,9 @@ Every item knows where it is in the binlog and the :class:`BinlogPosition` a con
 to resume right after it. Row values follow ``mungmo_pipelines.core.mariadb.values``, in the
 column order of ``RowChange.table.columns``.
 
-The items are named tuples (immutable, and about ten times cheaper to create than frozen
-dataclasses, which matters at one item per row and several per single-row transaction).
+The items are named tuples: immutable, and created in under half the time of a frozen slotted
+dataclass of six fields (170 against 490 ns here), which counts at one item per row and several
+per single-row transaction.
 """
 
 from __future__ import annotations

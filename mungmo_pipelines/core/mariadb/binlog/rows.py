@@ -2,8 +2,9 @@
 
 Why compiled: a rows event holds many rows of one table, so the per-column dispatch (which type,
 which length prefix, nullable or not) is decided once per table map and written out as one Python
-function whose loop reads every row of an event with no further branching on types; that makes
-reading about 3x faster than a loop over per-column decoder functions (see ``bench/binlog_read.py``).
+function whose loop reads every row of an event with no further branching on types or calls per
+plain column. Measured on the rows of ``bench/source.py`` (decoding alone, events in memory), it
+reads 290-310k rows/s against 240k for a loop over per-column reader functions.
 The generated source is kept on the decoder (``RowDecoder.source``) for reading and debugging.
 """
 
