@@ -197,3 +197,42 @@ def test_an_idle_server_sends_heartbeats_carrying_the_head_position():
     assert heartbeat.position.file is not None and not heartbeat.position.inside_transaction
     now = head()
     assert (start.file, start.pos) <= (heartbeat.position.file, heartbeat.position.pos) <= (now.file, now.pos)
+
+
+def test_tables_left_out_are_not_parsed_and_refused_types_are_named_where_included(sandbox):
+    database = sandbox.database("excluded")
+    other = sandbox.database("other")
+    connection = connect(database)
+    with connection.cursor() as cursor:
+        cursor.execute(f"CREATE TABLE `{other}`.packed (id INT PRIMARY KEY, note TEXT COMPRESSED)")
+        cursor.execute("CREATE TABLE kept (id INT PRIMARY KEY)")
+        start = head()
+        cursor.execute(f"INSERT INTO `{other}`.packed VALUES (1, 'x')")
+        cursor.execute("INSERT INTO kept VALUES (1)")
+    connection.close()
+    assert [c.after for c in rows_of(read_changes(start, [database]))] == [(1,)]
+    with pytest.raises(Exception, match=r"packed\.note uses MariaDB column compression.*without COMPRESSED"):
+        read_changes(start, [database, other])
+
+
+def test_an_event_above_16_mb_arrives_in_several_packets_and_is_joined(sandbox):
+    database = sandbox.database("large")
+    admin = connect()
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT @@global.max_allowed_packet")
+        (old,) = cursor.fetchone()
+        cursor.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    try:
+        connection = connect(database)  # new sessions take the new global value
+        with connection.cursor() as cursor:
+            cursor.execute("CREATE TABLE blobs (id INT PRIMARY KEY, body LONGBLOB)")
+            start = head()
+            cursor.execute("INSERT INTO blobs VALUES (1, REPEAT(x'c0ffee', 6 * 1024 * 1024))")
+        connection.close()
+        (change,) = rows_of(read_changes(start, [database]))
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL max_allowed_packet = %s", (old,))
+        admin.close()
+    assert change.after[1] == b"\xc0\xff\xee" * 6 * 1024 * 1024
+    assert change.source.next_pos - change.source.pos > 0xFFFFFF

@@ -48,7 +48,7 @@ from mungmo_pipelines.core.mariadb.binlog.replica import (
     open_dump,
 )
 from mungmo_pipelines.core.mariadb.binlog.rows import RowDecodeError, RowDecoder
-from mungmo_pipelines.core.mariadb.binlog.table_map import parse_table_map, table_id_of
+from mungmo_pipelines.core.mariadb.binlog.table_map import parse_table_map, table_id_of, table_name_of
 
 log = logging.getLogger(__name__)
 
@@ -77,7 +77,14 @@ IncludeTable = Callable[[str, str], bool]
 
 
 class BinlogReader:
-    """Iterates decoded changes from ``start`` on; ``blocking=False`` stops at the binlog's end."""
+    """Iterates decoded changes from ``start`` on; ``blocking=False`` stops at the binlog's end.
+
+    ``include(database, table)`` picks the tables whose rows are delivered; the table maps of the
+    others are not even parsed (a column type this reader refuses stops nothing there). Every
+    transaction still delivers its begin and commit, so positions advance past other tables'
+    changes, and statements (DDL) are delivered for every database: filter them by ``database``
+    and by the statement itself.
+    """
 
     def __init__(
         self,
@@ -126,7 +133,14 @@ class BinlogReader:
             except (pymysql.OperationalError, pymysql.InternalError, OSError) as error:
                 code = error.args[0] if error.args and isinstance(error.args[0], int) else None
                 if code == ER_MASTER_FATAL_ERROR_READING_BINLOG:
-                    raise PositionUnavailable(_unavailable_message(self.position, str(error.args[-1]))) from error
+                    message = str(error.args[-1])
+                    if "max_allowed_packet" in message:
+                        raise BinlogError(
+                            f"the server cannot send an event larger than the reader's max_allowed_packet ({message}); "
+                            "SET GLOBAL max_allowed_packet to more than the largest row event (it applies to new "
+                            "connections) and max_allowed_packet= under [mysqld] in my.cnf"
+                        ) from error
+                    raise PositionUnavailable(_unavailable_message(self.position, message)) from error
                 if code is not None and code not in RECONNECTABLE_ERRORS:
                     raise
                 failures += 1
@@ -257,17 +271,15 @@ class BinlogReader:
             if kind == wire.ANNOTATE_ROWS:
                 query = packet[body:end].decode("utf-8", "replace")
             elif kind == wire.TABLE_MAP:
+                # Tables left out are never parsed: a type this reader refuses there stops nothing.
                 shape = packet[body + 6 : end]
                 decoder = self._decoders.get(shape)
-                if decoder is None:
+                if decoder is None and (include is None or include(*table_name_of(packet, body))):
                     if len(self._decoders) >= _DECODER_CACHE_LIMIT:
                         self._decoders.clear()
                     decoder = RowDecoder(parse_table_map(packet, body, end, collations))
                     self._decoders[shape] = decoder
-                schema = decoder.table_map.schema
-                tables[table_id_of(packet, body)] = (
-                    decoder if include is None or include(schema.database, schema.name) else None
-                )
+                tables[table_id_of(packet, body)] = decoder
             elif kind in wire.ROWS_EVENTS:
                 operation, post_header, compressed = wire.ROWS_EVENTS[kind]
                 table_id = table_id_of(packet, body)

@@ -97,6 +97,14 @@ def table_id_of(body: bytes, start: int) -> int:
     return int.from_bytes(body[start : start + 6], "little")
 
 
+def table_name_of(body: bytes, start: int) -> tuple[str, str]:
+    """The database and table a TABLE_MAP event names, without parsing the rest."""
+    p = start + 8
+    database = body[p + 1 : p + 1 + body[p]].decode("utf-8")
+    p += body[p] + 2
+    return database, body[p + 1 : p + 1 + body[p]].decode("utf-8")
+
+
 def parse_table_map(body: bytes, start: int, end: int, collations: Collations) -> TableMap:
     """Parses the event body ``body[start:end]`` (after the common header, before any checksum)."""
     p = start + 8
