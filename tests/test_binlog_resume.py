@@ -79,11 +79,12 @@ def test_debezium_offsets_without_the_transaction_gtid_resume_the_same(written):
         assert expected[: row_index + 1] + [_identity(c) for c in resumed] == expected
 
 
-def test_a_killed_dump_resumes_after_the_last_delivered_change_not_from_the_start(written):
+@pytest.mark.parametrize("by_gtid", [True, False], ids=["by-gtid", "by-file-pos"])
+def test_a_killed_dump_resumes_after_the_last_delivered_change_not_from_the_start(written, by_gtid):
     """python-mysql-replication's auto-reconnect replays from the position it was started at."""
     database, start = written
     expected = [_identity(c) for c in rows_of(read_changes(start, [database]))]
-    reader = BinlogReader(replica_settings(), start, include=lambda db, table: db == database)
+    reader = BinlogReader(replica_settings(), start, include=lambda db, table: db == database, by_gtid=by_gtid)
     stream = iter(reader)
     delivered: list[RowChange] = []
     while len(delivered) < 5:
@@ -139,3 +140,29 @@ def test_a_purged_position_gives_a_clear_error(sandbox):
     changes = read_changes(fresh, [database])
     assert [c.after for c in rows_of(changes)] == [(3,)]
     assert isinstance(only_databases(changes, [database])[-1], TransactionCommit)
+
+
+def test_resuming_by_gtid_with_several_replication_domains(sandbox):
+    """The GTID state holds one GTID per domain; transactions of domain 7 between those of domain 0."""
+    database = sandbox.database("domains")
+    connection = connect(database)
+    with connection.cursor() as cursor:
+        cursor.execute("CREATE TABLE t (id INT PRIMARY KEY, domain INT)")
+        start = head()
+        for step in range(6):
+            domain = 7 if step % 2 else 0
+            cursor.execute(f"SET SESSION gtid_domain_id = {domain}")
+            cursor.execute("BEGIN")
+            cursor.execute(f"INSERT INTO t VALUES ({step * 10}, {domain}), ({step * 10 + 1}, {domain})")
+            cursor.execute(f"INSERT INTO t VALUES ({step * 10 + 2}, {domain})")
+            cursor.execute("COMMIT")
+        cursor.execute("SET SESSION gtid_domain_id = 0")
+    connection.close()
+    changes = read_changes(start, [database])
+    expected = [_identity(c) for c in rows_of(changes)]
+    assert len(expected) == 18
+    assert {g.domain for g in changes[-1].position.gtids.gtids} >= {0, 7}
+    for index, change in enumerate(changes):
+        delivered = [_identity(c) for c in rows_of(changes[: index + 1])]
+        resumed = rows_of(read_changes(change.position, [database]))
+        assert delivered + [_identity(c) for c in resumed] == expected, (index, change.position)
