@@ -118,3 +118,25 @@ def contract_values(schema: TableSchema, row: tuple[Any, ...]) -> tuple[Any, ...
         else:
             converted.append(value)
     return tuple(converted)
+
+
+def purge_binary_logs_to(name: str, timeout_seconds: float = 10.0) -> None:
+    """PURGE BINARY LOGS TO ``name``, waiting for the dump threads of readers that were just closed:
+    the server keeps a file a dump thread still reads (it notices a closed reader at its next
+    heartbeat) and only warns."""
+    import time
+
+    connection = connect()
+    deadline = time.monotonic() + timeout_seconds
+    try:
+        with connection.cursor() as cursor:
+            while True:
+                cursor.execute("PURGE BINARY LOGS TO %s", (name,))
+                cursor.execute("SHOW BINARY LOGS")
+                if cursor.fetchone()[0] == name:
+                    return
+                if time.monotonic() > deadline:
+                    raise AssertionError(f"binlogs before {name} are still in use after {timeout_seconds} s")
+                time.sleep(0.2)
+    finally:
+        connection.close()

@@ -33,7 +33,7 @@ from mungmo_pipelines.core.mariadb.binlog.checks import (
     check_server_id,
 )
 from mungmo_pipelines.core.mariadb.binlog.schema import SchemaCompleter
-from tests.binlog_support import connect, head, replica_settings
+from tests.binlog_support import connect, head, purge_binary_logs_to, read_changes, replica_settings, rows_of
 
 
 @contextmanager
@@ -69,7 +69,6 @@ def test_each_runtime_setting_fails_with_its_fix(name, value, fix):
 
 
 def test_table_maps_without_full_metadata_are_refused_by_name(sandbox):
-    from tests.binlog_support import read_changes
 
     database = sandbox.database("metadata")
     start = head()
@@ -172,14 +171,13 @@ def test_positions_before_the_oldest_binlog_or_ahead_of_the_server_fail(sandbox)
         cursor.execute("FLUSH BINARY LOGS")
         cursor.execute("INSERT INTO t VALUES (2)")
         current = head()
-        cursor.execute("PURGE BINARY LOGS TO %s", (current.file,))
+    purge_binary_logs_to(current.file)
     check_position_available(connection, current)
     with pytest.raises(ServerCheckFailed, match=rf"binlog position: {old.file} is no longer on the server"):
         check_position_available(connection, old)
     with pytest.raises(ServerCheckFailed, match=r"binlog position: transactions after .* were purged.*new snapshot"):
         check_position_available(connection, BinlogPosition(old.gtids))
-    (latest,) = current.gtids.gtids
-    ahead = GtidState((Gtid(latest.domain, latest.server_id, latest.sequence + 1000),))
+    ahead = GtidState(tuple(Gtid(g.domain, g.server_id, g.sequence + 1000) for g in current.gtids.gtids))
     with pytest.raises(ServerCheckFailed, match=r"is ahead of the server's binlog.*RESET MASTER"):
         check_position_available(connection, BinlogPosition(ahead))
     connection.close()
@@ -207,7 +205,6 @@ def test_head_and_bytes_behind(sandbox):
 
 
 def test_schema_completion_only_while_the_live_table_matches(sandbox):
-    from tests.binlog_support import read_changes, rows_of
 
     database = sandbox.database("complete")
     connection = connect(database)

@@ -14,7 +14,15 @@ from mungmo_pipelines.core.mariadb.binlog import (
     RowChange,
     TransactionCommit,
 )
-from tests.binlog_support import connect, head, only_databases, read_changes, replica_settings, rows_of
+from tests.binlog_support import (
+    connect,
+    head,
+    only_databases,
+    purge_binary_logs_to,
+    read_changes,
+    replica_settings,
+    rows_of,
+)
 
 
 def _write_transactions(database: str) -> None:
@@ -129,8 +137,8 @@ def test_a_purged_position_gives_a_clear_error(sandbox):
         _insert(database, "INSERT INTO t VALUES (2)")
         cursor.execute("SHOW MASTER STATUS")
         (current,) = cursor.fetchone()[:1]
-        cursor.execute("PURGE BINARY LOGS TO %s", (current,))
     admin.close()
+    purge_binary_logs_to(current)
     for by_gtid in (True, False):
         with pytest.raises(PositionUnavailable, match=r"purged.*new snapshot"):
             read_changes(old, [database], by_gtid=by_gtid)

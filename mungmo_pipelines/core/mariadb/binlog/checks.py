@@ -104,7 +104,7 @@ def check_grants(connection: Any, tables: Iterable[tuple[str, str]] = ()) -> Non
             f"{grantee} may not read the binary log",
             f"GRANT REPLICATION SLAVE ON *.* TO {grantee};",
         )
-    if not every and not privileges & {"BINLOG MONITOR", "REPLICATION CLIENT", "SUPER"}:
+    if not every and not privileges & {"BINLOG MONITOR", "REPLICATION CLIENT"}:
         raise ServerCheckFailed(
             "BINLOG MONITOR",
             f"{grantee} may not read the binlog position (SHOW MASTER STATUS, SHOW BINARY LOGS)",

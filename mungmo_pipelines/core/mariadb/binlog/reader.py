@@ -222,7 +222,7 @@ class BinlogReader:
                 continue
             if kind in (wire.FORMAT_DESCRIPTION, wire.GTID_LIST, wire.BINLOG_CHECKPOINT, wire.START_ENCRYPTION):
                 continue
-            if kind in (wire.STOP, wire.INTVAR, wire.RAND, wire.USER_VAR):
+            if kind == wire.STOP:
                 continue
 
             if kind == wire.GTID:
@@ -387,6 +387,8 @@ class BinlogReader:
                     + ": the server logged an incident (changes it could not write to the binlog were "
                     "lost); the binlog is incomplete from here, take a new snapshot"
                 )
+            elif kind in (wire.INTVAR, wire.RAND, wire.USER_VAR):
+                pass  # context of a statement-logged query, which is refused when it comes
             elif kind == wire.XA_PREPARE:
                 raise UnsupportedBinlogEvent(
                     _where(kind, file, pos) + ": XA PREPARE; this reader does not read XA transactions"
