@@ -220,8 +220,9 @@ STAGES = {
 }
 
 
-def run_stage(stage: str, **args: str | int) -> dict:
-    command = [sys.executable, __file__, "--stage", stage] + [
+def run_stage(stage: str, script: str = __file__, **args: str | int) -> dict:
+    """Runs ``script --stage <stage>`` in its own process (its own peak RSS) and returns its JSON line."""
+    command = [sys.executable, script, "--stage", stage] + [
         part for name, value in args.items() for part in (f"--{name}", str(value))
     ]
     env = {**os.environ, "PYTHONPATH": str(ROOT)}

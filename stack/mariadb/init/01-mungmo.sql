@@ -10,3 +10,5 @@ GRANT ALL PRIVILEGES ON `mungmoMember`.* TO 'mungmo'@'%';
 GRANT ALL PRIVILEGES ON `mungmo\_test\_%`.* TO 'mungmo'@'%';
 -- The source reads information_schema.INNODB_TRX (open transactions) so it never skips rows.
 GRANT PROCESS ON *.* TO 'mungmo'@'%';
+-- Change data capture reads the binary log as a replica (REPLICATION CLIENT is BINLOG MONITOR's alias).
+GRANT REPLICATION SLAVE, BINLOG MONITOR ON *.* TO 'mungmo'@'%';
