@@ -1,0 +1,1 @@
+"""Record formats other Kafka Connect connectors write, reproduced byte for byte."""
