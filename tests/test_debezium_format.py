@@ -391,11 +391,23 @@ def test_long_mode_refuses_unsigned_bigint_above_2_63_by_name(replay: Replay) ->
     """Debezium's default writes 18446744073709551615 as -1; here that needs the explicit "wrap"."""
     schema, row = _snapshot_row(replay, "all_types", 1)
     encoder = ChangeEventEncoder(schema, DebeziumOptions("gold_default"), run_id="r")
-    with pytest.raises(ColumnValueError, match=r"column 'c_bigint_u': BIGINT UNSIGNED 18446744073709551615 .* -1"):
+    with pytest.raises(
+        ColumnValueError, match=r"gold.all_types: column 'c_bigint_u': BIGINT UNSIGNED 18446744073709551615 .* -1"
+    ):
         encoder.read(row, SourceInfo(ts_ns=0, snapshot="true"))
     precise = ChangeEventEncoder(schema, DebeziumOptions("p", bigint_unsigned_handling_mode="precise"), run_id="r")
     (record,) = precise.read(row, SourceInfo(ts_ns=0, snapshot="true"))
     assert json.loads(record.value)["payload"]["after"]["c_bigint_u"] == "AP//////////"
+
+
+def test_a_value_outside_the_contract_is_refused_with_its_table_and_column(replay: Replay) -> None:
+    schema, row = _snapshot_row(replay, "sink_flow", 1)
+    encoder = ChangeEventEncoder(schema, DebeziumOptions("p"), run_id="r")
+    bad = [*row[:3], "2026-01-01 09:00:00", *row[4:]]  # text where a datetime belongs
+    with pytest.raises(ColumnValueError, match=r"table gold.sink_flow, column 'seen': cannot encode '2026-01-01"):
+        encoder.create(bad, SourceInfo(ts_ns=0))
+    with pytest.raises(ValueError, match=r"table gold.sink_flow: a row of 4 values for 5 columns"):
+        encoder.create(row[:4], SourceInfo(ts_ns=0))
 
 
 def test_columns_debezium_cannot_read_are_refused_by_name(replay: Replay) -> None:

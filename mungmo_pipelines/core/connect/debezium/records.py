@@ -16,7 +16,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
-from mungmo_pipelines.core.connect.debezium.columns import ColumnCodec, column_codec, same
+from mungmo_pipelines.core.connect.debezium.columns import ColumnCodec, ColumnValueError, column_codec, same
 from mungmo_pipelines.core.connect.debezium.options import DebeziumOptions
 from mungmo_pipelines.core.connect_json import jackson_json
 from mungmo_pipelines.core.mariadb.columns import TableSchema
@@ -248,7 +248,16 @@ class ChangeEventEncoder:
         for position, name, encode in encoders:
             value = row[position]
             if value is not None:
-                image[name] = encode(value)
+                try:
+                    image[name] = encode(value)
+                except ColumnValueError as err:
+                    raise ColumnValueError(f"table {self.table.database}.{self.table.name}: {err}") from None
+                except (TypeError, ValueError, AttributeError, OverflowError) as err:
+                    raise ColumnValueError(
+                        f"table {self.table.database}.{self.table.name}, column {name!r}: cannot encode "
+                        f"{value!r} ({type(value).__name__}, not the value contract's type for "
+                        f"{self.table.columns[position].column_type}): {err}"
+                    ) from err
         return image
 
     def _value(self, before: bytes, after: bytes, op: bytes, source: SourceInfo) -> bytes:
