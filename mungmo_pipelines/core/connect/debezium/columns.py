@@ -407,9 +407,11 @@ def _datetime_temporal(mode: str, fsp: int) -> _Temporal:
     return _Temporal(_named("int64", "io.debezium.time.Timestamp"), _millis, 0)
 
 
-def _date_kind(column: TableColumn, options: DebeziumOptions) -> _Kind:
-    temporal = _date_temporal(options.time_precision_mode)
+def _calendar_kind(column: TableColumn, temporal: _Temporal, year_zero_reads_as: int) -> _Kind:
+    """DATE or DATETIME: invalid values (zero dates) are null or the epoch; the snapshot reads a
+    year-0000 value with a real month and day as ``year_zero_reads_as`` (module doc)."""
     invalid = None if column.nullable else temporal.epoch
+    is_date = column.data_type == "date"
 
     def binlog(value: dt.date | InvalidTemporal) -> Any:
         if isinstance(value, InvalidTemporal):
@@ -418,26 +420,10 @@ def _date_kind(column: TableColumn, options: DebeziumOptions) -> _Kind:
 
     def snapshot(value: dt.date | InvalidTemporal) -> Any:
         if isinstance(value, InvalidTemporal):
-            read = _year_zero(value, 2000)
-            return invalid if read is None else temporal.write(read.date())
-        return temporal.write(_adjusted_date(value))
-
-    return _Kind(temporal.schema, snapshot, binlog, header=_temporal_header(temporal))
-
-
-def _datetime_kind(column: TableColumn, options: DebeziumOptions) -> _Kind:
-    temporal = _datetime_temporal(options.time_precision_mode, column.datetime_precision or 0)
-    invalid = None if column.nullable else temporal.epoch
-
-    def binlog(value: dt.datetime | InvalidTemporal) -> Any:
-        if isinstance(value, InvalidTemporal):
-            return invalid
-        return temporal.write(_adjusted_date(value))
-
-    def snapshot(value: dt.datetime | InvalidTemporal) -> Any:
-        if isinstance(value, InvalidTemporal):
-            read = _year_zero(value, 2001)
-            return invalid if read is None else temporal.write(read)
+            read = _year_zero(value, year_zero_reads_as)
+            if read is None:
+                return invalid
+            return temporal.write(read.date() if is_date else read)
         return temporal.write(_adjusted_date(value))
 
     return _Kind(temporal.schema, snapshot, binlog, header=_temporal_header(temporal))
@@ -550,9 +536,10 @@ def _kind(column: TableColumn, options: DebeziumOptions) -> _Kind:
         schema = {"type": "string", "name": name, "version": 1, "parameters": {"allowed": ",".join(column.labels)}}
         return _Kind(schema, same, header=_header_string)
     if data_type == "date":
-        return _date_kind(column, options)
+        return _calendar_kind(column, _date_temporal(options.time_precision_mode), 2000)
     if data_type == "datetime":
-        return _datetime_kind(column, options)
+        temporal = _datetime_temporal(options.time_precision_mode, column.datetime_precision or 0)
+        return _calendar_kind(column, temporal, 2001)
     if data_type == "time":
         return _time_kind(column, options)
     if data_type == "timestamp":
