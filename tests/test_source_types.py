@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import re
 from pathlib import Path
 from typing import Any
 
@@ -116,7 +115,9 @@ def test_every_type_matches_the_hand_written_jsonconverter_form(sandbox: Sandbox
         assert b": " not in schema_text and b", " not in schema_text
         for name, text in EXPECTED["java_number_text"].get(str(expected_payload["id"]), {}).items():
             assert f'"{name}":{text},'.encode() in value, name
-    assert "김민지 🐶".encode() in records[0][1]
+    # Jackson writes Korean as UTF-8 but an emoji as an escaped surrogate pair, as JsonConverter
+    # does in the records Debezium wrote through Kafka 4.3 (tests/fixtures/debezium).
+    assert "김민지 \\uD83D\\uDC36".encode() in records[0][1]
     assert b"back \\u001F ctl" in records[0][1]
 
 
@@ -158,4 +159,4 @@ def test_floats_are_the_float32_the_driver_reads() -> None:
 
 def test_control_characters_are_escaped_in_upper_case_hex_like_jackson() -> None:
     assert jackson_json(["\x1f", "\\u00ab", "\n"]) == b'["\\u001F","\\\\u00ab","\\n"]'
-    assert re.fullmatch(rb'"[^"]*"', jackson_json("멍멍 🐾"))
+    assert jackson_json("멍멍 🐾") == '"멍멍 \\uD83D\\uDC3E"'.encode()  # beyond the BMP: a surrogate pair

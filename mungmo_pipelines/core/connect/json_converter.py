@@ -22,6 +22,13 @@ from mungmo_pipelines.core.errors import MalformedRecord, RecordRejected
 
 # A \u00XX escape (after an even run of backslashes, so not an escaped backslash followed by "u").
 _LOWER_HEX_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
+# A character outside the Basic Multilingual Plane (4 bytes in UTF-8), such as an emoji.
+_SUPPLEMENTARY = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+
+
+def _surrogate_pair_escape(match: re.Match[bytes]) -> bytes:
+    offset = ord(match[0].decode("utf-8")) - 0x10000
+    return b"\\u%04X\\u%04X" % (0xD800 + (offset >> 10), 0xDC00 + (offset & 0x3FF))
 
 
 def dumps(document: Any) -> bytes:
@@ -33,11 +40,18 @@ def jackson_json(document: Any) -> bytes:
     """Compact UTF-8 JSON byte for byte as Jackson writes it in Kafka's ``JsonConverter``.
 
     orjson matches Jackson except for the hex digits of ``\\u00XX`` control-character escapes,
-    which Jackson writes in upper case.
+    which Jackson writes in upper case, and for characters beyond the Basic Multilingual Plane
+    (emoji), which Jackson's UTF-8 generator writes as an escaped surrogate pair
+    (``\\uD83D\\uDC36``), as records Debezium produced through Kafka 4.3's JsonConverter show
+    (tests/fixtures/debezium).
     """
     text = orjson.dumps(document)
     if b"\\u00" in text:
         text = _LOWER_HEX_ESCAPE.sub(lambda m: m[1] + b"\\u00" + m[2].upper(), text)
+    # Lead bytes F0-F4 start the 4-byte sequences; byte searches are much cheaper than the regex.
+    if not text.isascii() and (b"\xf0" in text or b"\xf4" in text or b"\xf1" in text or b"\xf2" in text
+                               or b"\xf3" in text):  # fmt: skip
+        text = _SUPPLEMENTARY.sub(_surrogate_pair_escape, text)
     return text
 
 

@@ -6,8 +6,23 @@ Each reader works on the connection's current database (``DATABASE()``), through
 
 from __future__ import annotations
 
-from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn
+from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn, TableSchema
 from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
+
+# The columns' query, for the current database (DATABASE()) or a named one (%s).
+_COLUMNS = (
+    "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
+    "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, IS_GENERATED "
+    "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
+)
+_PRIMARY_KEY = (
+    "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = {schema} "
+    "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX"
+)
+
+
+class TableNotFound(LookupError):
+    """The table is not in ``information_schema`` (dropped, or not visible to the user)."""
 
 
 def current_database(cursor: Cursor) -> str:
@@ -33,14 +48,10 @@ def table_engine(cursor: Cursor, table: str) -> str | None:
     return None if found is None else found[0] or ""
 
 
-def table_columns(cursor: Cursor, table: str) -> tuple[TableColumn, ...]:
-    """The table's columns in ordinal order (empty when there is no such table)."""
-    cursor.execute(
-        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-        "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, IS_GENERATED "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
-        (table,),
-    )
+def table_columns(cursor: Cursor, table: str, database: str | None = None) -> tuple[TableColumn, ...]:
+    """The table's columns in ordinal order (empty when there is no such table); ``database``
+    defaults to the connection's own."""
+    cursor.execute(_COLUMNS.format(schema="DATABASE()" if database is None else "%s"), _params(database, table))
     return tuple(
         TableColumn(
             name=row[0],
@@ -55,9 +66,50 @@ def table_columns(cursor: Cursor, table: str) -> tuple[TableColumn, ...]:
             default=row[9],
             auto_increment="auto_increment" in (row[10] or "").lower(),
             generated=(row[11] or "NEVER") != "NEVER",
+            labels=enum_labels(row[2]) if row[1].lower() in ("enum", "set") else (),
         )
         for row in cursor.fetchall()
     )
+
+
+def _params(database: str | None, table: str) -> tuple[str, ...]:
+    return (table,) if database is None else (database, table)
+
+
+def enum_labels(column_type: str) -> tuple[str, ...]:
+    """The labels of ``enum('a','it''s')`` / ``set(...)`` in definition order, unquoted."""
+    body = column_type[column_type.index("(") + 1 : column_type.rindex(")")]
+    labels: list[str] = []
+    i = 0
+    while i < len(body):
+        if body[i] != "'":
+            i += 1
+            continue
+        i += 1
+        label: list[str] = []
+        while i < len(body):
+            if body[i] == "'" and body[i + 1 : i + 2] == "'":
+                label.append("'")
+                i += 2
+            elif body[i] == "\\" and i + 1 < len(body):
+                label.append(body[i + 1])
+                i += 2
+            elif body[i] == "'":
+                i += 1
+                break
+            else:
+                label.append(body[i])
+                i += 1
+        labels.append("".join(label))
+    return tuple(labels)
+
+
+def read_table_schema(cursor: Cursor, database: str, table: str) -> TableSchema:
+    """The columns and primary key of ``database.table``; :class:`TableNotFound` when it is not there."""
+    columns = table_columns(cursor, table, database)
+    if not columns:
+        raise TableNotFound(f"table {database}.{table} not found in information_schema")
+    return TableSchema(database, table, columns, primary_key(cursor, table, database))
 
 
 def table_indexes(cursor: Cursor, table: str, unique_only: bool = False) -> dict[str, tuple[str, ...]]:
@@ -75,12 +127,8 @@ def table_indexes(cursor: Cursor, table: str, unique_only: bool = False) -> dict
     return indexes
 
 
-def primary_key(cursor: Cursor, table: str) -> tuple[str, ...]:
-    cursor.execute(
-        "SELECT COLUMN_NAME FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = DATABASE() "
-        "AND TABLE_NAME = %s AND INDEX_NAME = 'PRIMARY' ORDER BY SEQ_IN_INDEX",
-        (table,),
-    )
+def primary_key(cursor: Cursor, table: str, database: str | None = None) -> tuple[str, ...]:
+    cursor.execute(_PRIMARY_KEY.format(schema="DATABASE()" if database is None else "%s"), _params(database, table))
     return tuple(row[0] for row in cursor.fetchall())
 
 
