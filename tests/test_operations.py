@@ -4,26 +4,21 @@ add/update/delete, error shapes, concurrent creates."""
 
 from __future__ import annotations
 
-import concurrent.futures
 import json
-import stat
 from pathlib import Path
 
 import pytest
-from dagster import AssetKey, DagsterRunStatus, RunsFilter, build_sensor_context
+from dagster import AssetKey, build_sensor_context
 from kafka import TopicPartition
 
 from mungmo_pipelines.assets.keys import change_sensor_name, job_name, lag_sensor_name, pipeline_job_name
 from mungmo_pipelines.assets.verification import SKIPPED_TAG
-from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
-from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS
 from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.operations.state import TargetState
 from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_server_url
-from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
-from tests.support.operations import insert_rows, materialized, pipeline, project, serving
+from tests.support.operations import materialized, pipeline, project, serving
 from tests.support.sandbox import Sandbox
 from tests.support.source import end_offset
 
@@ -40,7 +35,8 @@ def group_offsets(sandbox: Sandbox, group: str) -> dict[TopicPartition, int]:
 
 def sink_rows(sandbox: Sandbox, database: str, connector: str) -> list[tuple]:
     return sandbox.rows(
-        database, f"SELECT topic, kafka_partition, next_offset FROM _connect_sink_offsets WHERE connector = '{connector}'"
+        database,
+        f"SELECT topic, kafka_partition, next_offset FROM _connect_sink_offsets WHERE connector = '{connector}'",
     )
 
 
@@ -57,7 +53,9 @@ def test_stop_reset_and_set_offsets_replicate_again_from_the_start(
         with serving(box.connect()) as api:
             got = api.get(f"/connectors/{source}/offsets")
             table = {"protocol": "1", "table": f"{case.source_db}.test001"}
-            assert got.status_code == 200 and got.json() == {"offsets": [{"partition": table, "offset": {"incrementing": 5}}]}
+            assert got.status_code == 200 and got.json() == {
+                "offsets": [{"partition": table, "offset": {"incrementing": 5}}]
+            }
             partition = {"kafka_topic": case.topic, "kafka_partition": 0}
             first_end = end_offset(sandbox, case.topic)  # 5 records and a transaction marker
             assert api.get(f"/connectors/{sink}/offsets").json() == {
@@ -65,7 +63,9 @@ def test_stop_reset_and_set_offsets_replicate_again_from_the_start(
             }
             # Refused while running, exactly as Kafka Connect refuses (400, its message).
             for method in ("DELETE", "PATCH"):
-                refused = api.request(method, f"/connectors/{sink}/offsets", json={"offsets": [{"partition": partition, "offset": None}]})
+                refused = api.request(
+                    method, f"/connectors/{sink}/offsets", json={"offsets": [{"partition": partition, "offset": None}]}
+                )
                 assert refused.status_code == 400 and refused.json()["message"].startswith(STOP_FIRST), refused.text
             for name in (source, sink):
                 assert api.put(f"/connectors/{name}/stop").status_code == 204
@@ -89,9 +89,10 @@ def test_stop_reset_and_set_offsets_replicate_again_from_the_start(
             run = box.instance.get_run_by_id(skipped.run_id)
             assert f"connector '{source}' is STOPPED" in run.tags[SKIPPED_TAG]
             own = box.run(defs, sink)  # in replicate_all, Dagster skipped the sink's step after its source's
-            assert materialized(own) == {} and f"connector '{sink}' is STOPPED" in box.instance.get_run_by_id(
-                own.run_id
-            ).tags[SKIPPED_TAG]
+            assert (
+                materialized(own) == {}
+                and f"connector '{sink}' is STOPPED" in box.instance.get_run_by_id(own.run_id).tags[SKIPPED_TAG]
+            )
 
             for name in (source, sink):
                 assert api.put(f"/connectors/{name}/resume").status_code == 202
@@ -109,7 +110,8 @@ def test_stop_reset_and_set_offsets_replicate_again_from_the_start(
             assert patched.json() == {"message": "The offsets for this connector have been altered successfully"}
             end = end_offset(sandbox, case.topic)
             patched = api.patch(
-                f"/connectors/{sink}/offsets", json={"offsets": [{"partition": partition, "offset": {"kafka_offset": end}}]}
+                f"/connectors/{sink}/offsets",
+                json={"offsets": [{"partition": partition, "offset": {"kafka_offset": end}}]},
             )
             assert patched.status_code == 200, patched.text
             assert sink_rows(sandbox, case.target_db, sink) == [(case.topic, 0, end)]
@@ -131,30 +133,36 @@ def test_offsets_bodies_are_checked_before_anything_is_written(
         source, sink = case.source["name"], case.sink["name"]
         with serving(box.connect()) as api:
             api.put(f"/connectors/{source}/stop"), api.put(f"/connectors/{sink}/stop")
+            topic, table = case.topic, f"{case.source_db}.test001"
+
+            def sink_entry(partition: dict, offset: dict | None) -> tuple[str, str]:
+                return sink, json.dumps({"offsets": [{"partition": partition, "offset": offset}]})
+
+            def source_entry(partition: dict, offset: dict | None) -> tuple[str, str]:
+                return source, json.dumps({"offsets": [{"partition": partition, "offset": offset}]})
+
             bad = {
-                (sink, json.dumps({"offsets": [{"partition": {"kafka_topic": case.topic}, "offset": None}]})): (
-                    "must contain the keys 'kafka_topic' and 'kafka_partition'"
-                ),
-                (sink, json.dumps({"offsets": [{"partition": {"kafka_topic": case.topic, "kafka_partition": "x"}, "offset": None}]})): (
+                sink_entry({"kafka_topic": topic}, None): "must contain the keys 'kafka_topic' and 'kafka_partition'",
+                sink_entry({"kafka_topic": topic, "kafka_partition": "x"}, None): (
                     "Partition values for sink connectors need to be integers"
                 ),
-                (sink, json.dumps({"offsets": [{"partition": {"kafka_topic": case.topic, "kafka_partition": 0}, "offset": {"kafka_offset": 99}}]})): (
+                sink_entry({"kafka_topic": topic, "kafka_partition": 0}, {"kafka_offset": 99}): (
                     "is outside the topic's log (0..3)"
                 ),
-                (sink, json.dumps({"offsets": [{"partition": {"kafka_topic": "other", "kafka_partition": 0}, "offset": None}]})): (
-                    "does not read topic 'other'"
-                ),
-                (source, json.dumps({"offsets": [{"partition": {"protocol": "1", "table": "elsewhere.test001"}, "offset": {"incrementing": 1}}]})): (
+                sink_entry({"kafka_topic": "other", "kafka_partition": 0}, None): "does not read topic 'other'",
+                source_entry({"protocol": "1", "table": "elsewhere.test001"}, {"incrementing": 1}): (
                     f"reads tables of database {case.source_db!r}"
                 ),
-                (source, json.dumps({"offsets": [{"partition": {"protocol": "1", "table": f"{case.source_db}.test001"}, "offset": {"timestamp": 1}}]})): (
-                    "expected an offset with incrementing"
-                ),
+                source_entry(
+                    {"protocol": "1", "table": table}, {"timestamp": 1}
+                ): "expected an offset with incrementing",
                 (source, json.dumps({"offsets": []})): "Partitions / offsets need to be provided",
                 (source, "{not json"): "request body is not valid JSON",
             }
             for (name, body), expected in bad.items():
-                answer = api.patch(f"/connectors/{name}/offsets", content=body, headers={"Content-Type": "application/json"})
+                answer = api.patch(
+                    f"/connectors/{name}/offsets", content=body, headers={"Content-Type": "application/json"}
+                )
                 assert answer.status_code == 400 and expected in answer.json()["message"], (body, answer.text)
                 assert answer.json()["error_code"] == 400
             assert api.get(f"/connectors/{source}/offsets").json()["offsets"][0]["offset"] == {"incrementing": 2}

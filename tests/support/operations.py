@@ -1,4 +1,4 @@
-"""Shared by the operations tests: a project of connector files, its Dagster instance, and the REST endpoint on a port."""
+"""Shared by the operations tests: a project of connector files and its Dagster instance, the REST endpoint."""
 
 from __future__ import annotations
 
@@ -83,8 +83,10 @@ class Project:
     def definitions(self) -> Definitions:
         return build_definitions(load_connectors(self.connectors))
 
-    def run(self, defs: Definitions, connector: str, job: str | None = None) -> Any:
-        return defs.resolve_job_def(job or job_name(connector)).execute_in_process(instance=self.instance)
+    def run(self, defs: Definitions, connector: str, job: str | None = None, raise_on_error: bool = True) -> Any:
+        return defs.resolve_job_def(job or job_name(connector)).execute_in_process(
+            instance=self.instance, raise_on_error=raise_on_error
+        )
 
 
 @contextmanager
@@ -131,7 +133,10 @@ def pipeline(sandbox: Sandbox, rows: int) -> Pipeline:
 def insert_rows(sandbox: Sandbox, database: str, rows: int) -> None:
     sandbox.execute(
         database,
-        *["INSERT INTO test001 (member_name, pet_name, created_at) VALUES ('멍멍', '보리', NOW(3))" for _ in range(rows)],
+        *[
+            "INSERT INTO test001 (member_name, pet_name, created_at) VALUES ('멍멍', '보리', NOW(3))"
+            for _ in range(rows)
+        ],
     )
 
 
