@@ -77,6 +77,9 @@ def perform(connect: Connect, config: ConnectorOperationConfig) -> Any:
         return connect.reset_offsets(name)
     if operation is Operation.OFFSETS_SET:
         return connect.alter_offsets(name, _body(config))
+    if operation is Operation.DELETE:
+        removed, reload = connect.delete(name, config.keep_offsets)
+        return {"removed": removed, "reload": reload}
     body = _body(config)
     flat = {**body.get("config", {}), "name": body.get("name")} if isinstance(body, dict) and "config" in body else body
     if operation is Operation.VALIDATE:
@@ -84,11 +87,8 @@ def perform(connect: Connect, config: ConnectorOperationConfig) -> Any:
     if operation is Operation.ADD:
         info, reload = connect.create(body)
         return {"created": info, "reload": reload}
-    if operation is Operation.UPDATE:
-        info, created, reload = connect.put_config(name, flat)
-        return {"created" if created else "updated": info, "reload": reload}
-    removed, reload = connect.delete(name, config.keep_offsets)
-    return {"removed": removed, "reload": reload}
+    info, created, reload = connect.put_config(name, flat)  # UPDATE
+    return {"created" if created else "updated": info, "reload": reload}
 
 
 def _markdown(statuses: dict[str, Any]) -> str:
