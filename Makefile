@@ -7,7 +7,7 @@ export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The local stack's database password; set MUNGMO_DB_PASSWORD yourself anywhere else.
 export MUNGMO_DB_PASSWORD ?= mungmo-local-dev
 
-.PHONY: demo test test-fast lint docs setup up down status dev daemon
+.PHONY: demo test test-fast lint check docs setup up down status dev daemon connect-api
 
 demo: setup up
 	$(BIN)/python -m mungmo_pipelines.demo
@@ -26,6 +26,10 @@ lint: setup
 	$(BIN)/mypy
 	$(BIN)/python -m mungmo_pipelines.core.docs --check
 	shellcheck scripts/stack
+
+# Every connector file must validate: a bad one fails here (it only drops out of the UI otherwise).
+check: setup
+	MUNGMO_STRICT_CONNECTORS=1 $(BIN)/dagster definitions validate -m mungmo_pipelines
 
 # Rewrite the generated tables in docs/ from the code.
 docs: setup
@@ -53,3 +57,7 @@ dev: setup up
 
 daemon: setup up
 	$(BIN)/dagster-daemon run -w workspace.yaml
+
+# Kafka Connect's REST API on MUNGMO_CONNECT_API_HOST:PORT (127.0.0.1:8083); see docs/operations.md.
+connect-api: setup
+	$(BIN)/mungmo-connect serve

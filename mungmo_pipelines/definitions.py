@@ -1,5 +1,10 @@
 """The Dagster definitions: connector bodies in ``connectors/`` become assets, jobs and sensors; plus
-the neighbourhood verification expiry (asset, check, job, minute schedule)."""
+the neighbourhood verification expiry (asset, check, job, minute schedule) and the connector
+operations job.
+
+A connector file that does not validate never takes the code location down: it is left out,
+and shows as an asset spec and a sensor of its own that carry the error (the sensor fails every
+tick with it). ``MUNGMO_STRICT_CONNECTORS=1`` (``make check``) fails the load instead."""
 
 from __future__ import annotations
 
@@ -12,9 +17,12 @@ from mungmo_pipelines.assets.sink import sink_connector_asset
 from mungmo_pipelines.assets.source import source_connector_asset, source_table_specs
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_asset
 from mungmo_pipelines.checks.verification import verification_expiry_check
+from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.loader import Connectors, load_connectors
 from mungmo_pipelines.core.topology import Topology
 from mungmo_pipelines.jobs import REPLICATE_ALL_JOB, connector_jobs, expiry_job
+from mungmo_pipelines.operations.job import connector_operations_job
+from mungmo_pipelines.operations.load_errors import load_error_definitions
 from mungmo_pipelines.resources import VerificationExpiryResource, default_resources
 from mungmo_pipelines.schedules import verification_expiry_schedule
 from mungmo_pipelines.sensors.sink_lag import sink_lag_sensor
@@ -29,6 +37,9 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
     topology = topology or Topology.build(connectors)
     for warning in topology.warnings:
         log.warning(warning)
+    for error in connectors.errors:
+        log.warning("left out: %s", error)
+    error_specs, error_sensors = load_error_definitions(connectors.errors)
     resources = default_resources()
     verification = resources["verification"]
     assert isinstance(verification, VerificationExpiryResource)
@@ -56,13 +67,13 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
         target = pipeline_job_name(source) if has_pipeline else job_name(source.name)
         sensors.append(source_change_sensor(source, target, own_jobs))
     return Definitions(
-        assets=[*table_specs.values(), *source_assets.values(), *sink_assets.values(), expiry],
+        assets=[*table_specs.values(), *source_assets.values(), *sink_assets.values(), expiry, *error_specs],
         asset_checks=[verification_expiry_check(verification)],
-        jobs=[*connector_jobs(topology, source_assets, sink_assets), expiry_job(expiry)],
-        sensors=sensors,
+        jobs=[*connector_jobs(topology, source_assets, sink_assets), expiry_job(expiry), connector_operations_job()],
+        sensors=[*sensors, *error_sensors],
         schedules=[verification_expiry_schedule(EXPIRY_JOB)],
         resources=resources,
     )
 
 
-defs = build_definitions(load_connectors())
+defs = build_definitions(load_connectors(strict=settings.strict_connectors()))

@@ -11,7 +11,8 @@ import pytest
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import load_connectors, parse_connector
-from mungmo_pipelines.core.errors import ConnectorConfigError
+from mungmo_pipelines.core.config.properties import format_properties, read_properties
+from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
@@ -154,18 +155,54 @@ def test_sink_class_mismatch_and_orphan_topics_are_reported(tmp_path: Path) -> N
     )
 
 
-def test_a_bad_file_in_the_directory_fails_the_whole_load(tmp_path: Path) -> None:
+def test_a_bad_file_is_left_out_and_named_while_the_others_load(tmp_path: Path) -> None:
     (tmp_path / "good.json").write_text(json.dumps(SEED_SOURCE))
     (tmp_path / "bad.json").write_text(json.dumps(_broken(SEED_SINK, **{"batch.size": "0"})))
-    with pytest.raises(ConnectorConfigError, match=re.escape("field 'batch.size': expected an integer >= 1, got 0")):
-        load_connectors(tmp_path, ENV)
+    (tmp_path / "broken.json").write_text("{not json")
+    connectors = load_connectors(tmp_path, ENV)
+    assert [c.name for c in connectors.all()] == [SEED_SOURCE["name"]]
+    bad, broken = connectors.errors
+    assert (bad.connector, bad.field_name, bad.origin) == (SEED_SINK["name"], "batch.size", str(tmp_path / "bad.json"))
+    assert "expected an integer >= 1, got 0" in str(bad)
+    assert (broken.connector, broken.origin) == ("broken", str(tmp_path / "broken.json"))
+    with pytest.raises(ConnectorLoadErrors, match=re.escape("field 'batch.size': expected an integer >= 1, got 0")):
+        load_connectors(tmp_path, ENV, strict=True)
 
 
-def test_duplicate_connector_names_are_rejected(tmp_path: Path) -> None:
+def test_duplicate_names_leave_both_files_out_each_naming_the_other(tmp_path: Path) -> None:
     (tmp_path / "a.json").write_text(json.dumps(SEED_SOURCE))
     (tmp_path / "b.json").write_text(json.dumps(SEED_SOURCE))
-    with pytest.raises(ConnectorConfigError, match="field 'name': already used by"):
-        load_connectors(tmp_path, ENV)
+    (tmp_path / "sink.json").write_text(json.dumps(SEED_SINK))
+    connectors = load_connectors(tmp_path, ENV)
+    assert [c.name for c in connectors.all()] == [SEED_SINK["name"]]
+    first, second = connectors.errors
+    assert str(tmp_path / "b.json") in str(first) and first.origin == str(tmp_path / "a.json")
+    assert str(tmp_path / "a.json") in str(second) and second.origin == str(tmp_path / "b.json")
+    assert "already used by" in str(first)
+
+
+def test_names_that_make_one_job_name_name_both_files(tmp_path: Path) -> None:
+    (tmp_path / "one.json").write_text(json.dumps({**SEED_SOURCE, "name": "dup-name"}))
+    (tmp_path / "two.json").write_text(json.dumps({**SEED_SOURCE, "name": "dup_name"}))
+    connectors = load_connectors(tmp_path, ENV)
+    assert connectors.all() == ()
+    messages = [str(e) for e in connectors.errors]
+    assert all(str(tmp_path / "one.json") in m and str(tmp_path / "two.json") in m for m in messages), messages
+    assert all("make the same job name 'dup_name'" in m for m in messages)
+
+
+def test_file_references_resolve_from_a_properties_file(tmp_path: Path) -> None:
+    secrets = tmp_path / "secrets.properties"
+    properties = {"seed.connection.password": "p=ss: w#rd \\ \u00e9 멍", "other key": " leading"}
+    secrets.write_text("# comment\n! another\n" + format_properties(properties) + "continued=a\\\n  b\n")
+    assert read_properties(secrets) == {**properties, "continued": "ab"}
+    body = _broken(SEED_SOURCE, **{"connection.password": f"${{file:{secrets}:seed.connection.password}}"})
+    config = parse_connector(body, environ=ENV)
+    assert config.connection_password.reveal() == properties["seed.connection.password"]
+    with pytest.raises(ConnectorConfigError, match="has no key 'missing'"):
+        parse_connector(_broken(SEED_SOURCE, **{"connection.password": f"${{file:{secrets}:missing}}"}), environ=ENV)
+    with pytest.raises(ConnectorConfigError, match="cannot be read"):
+        parse_connector(_broken(SEED_SOURCE, **{"connection.password": "${file:/no/such/file:k}"}), environ=ENV)
 
 
 def test_sink_connector_class_short_name_is_accepted() -> None:

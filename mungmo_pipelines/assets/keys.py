@@ -2,12 +2,11 @@
 
 from __future__ import annotations
 
-import re
-
 from dagster import AssetKey
 
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import connector_identifier
 
 
 def table_key(database: str, table: str) -> AssetKey:
@@ -20,7 +19,7 @@ def topic_key(topic: str) -> AssetKey:
 
 def job_name(connector_name: str) -> str:
     """The connector's name with every character outside ``[A-Za-z0-9_]`` replaced by ``_``."""
-    return re.sub(r"[^A-Za-z0-9_]", "_", connector_name)
+    return connector_identifier(connector_name)
 
 
 def pipeline_job_name(source: JdbcSourceConfig) -> str:

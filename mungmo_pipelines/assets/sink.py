@@ -17,6 +17,7 @@ from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
 from mungmo_pipelines.core.topology import SinkNode
+from mungmo_pipelines.operations.gate import skipped_for_state
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
@@ -40,6 +41,8 @@ def sink_connector_asset(node: SinkNode) -> AssetsDefinition:
     def write(
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
+        if skipped_for_state(context, kafka, config.name):
+            return
         run = JdbcSink(config, mariadb.engine(config.connection), kafka.settings()).run()
         context.log.info(
             f"{config.name}: {run.records} records in {run.batches} batches, "

@@ -18,6 +18,7 @@ from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import TableRun
 from mungmo_pipelines.core.topology import SourceNode
+from mungmo_pipelines.operations.gate import skipped_for_state
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
@@ -85,6 +86,8 @@ def source_connector_asset(node: SourceNode) -> AssetsDefinition:
     def publish(
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
+        if skipped_for_state(context, kafka, config.name):
+            return
         runs = run_jdbc_source(config, mariadb.engine(config.connection), kafka.settings()).tables
         for run in runs:
             context.log.info(

@@ -24,6 +24,14 @@ class ConnectorConfigError(MungmoError, ValueError):
         self.origin = origin
 
 
+class ConnectorLoadErrors(MungmoError, ValueError):
+    """Strict mode: connector files that did not load, every one named."""
+
+    def __init__(self, errors: tuple[ConnectorConfigError, ...]) -> None:
+        super().__init__(f"{len(errors)} connector file(s) did not load:\n" + "\n".join(f"  {e}" for e in errors))
+        self.errors = errors
+
+
 # --- the record formats --------------------------------------------------------------------
 
 
@@ -69,6 +77,33 @@ class RecordRejected(MungmoError):
         super().__init__(message)
         self.stage = stage
         self.cause = cause
+
+
+# --- operations (Kafka Connect's REST API) --------------------------------------------------
+
+
+class OperationError(MungmoError):
+    """An operation refused the way Kafka Connect's REST API refuses it; ``status`` is that HTTP status."""
+
+    status = 500
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+class BadRequest(OperationError, ValueError):
+    status = 400
+
+
+class NotFound(OperationError, LookupError):
+    status = 404
+
+
+class Conflict(OperationError):
+    """The name is taken (Kafka Connect's ``AlreadyExistsException``), or a run is still going."""
+
+    status = 409
 
 
 # --- the named lock and the expiry -----------------------------------------------------------

@@ -69,6 +69,36 @@ OFFSETS_TOPIC = Setting(
     "mungmo-connect-offsets",
     "compacted topic of source offsets for source connectors without `offsets.storage.topic`",
 )
+STATUS_TOPIC = Setting(
+    "MUNGMO_STATUS_TOPIC",
+    "mungmo-connect-status",
+    "compacted topic of connector target states (running, paused, stopped), read by sensors, runs, the CLI and "
+    "the REST endpoint (Kafka Connect keeps them in its config topic)",
+)
+STRICT_CONNECTORS = Setting(
+    "MUNGMO_STRICT_CONNECTORS",
+    None,
+    "`1`: a connector file that does not validate fails the whole code location (`make check` sets it); "
+    "otherwise it is left out and shown as FAILED",
+)
+SECRETS_FILE = Setting(
+    "MUNGMO_SECRETS_FILE",
+    None,
+    "properties file (owner-only, git-ignored) where passwords POSTed in clear go, referenced from the connector "
+    "body as `${file:<path>:<key>}` (default: `.secrets/connectors.properties` of the project)",
+)
+CONNECT_API_HOST = Setting("MUNGMO_CONNECT_API_HOST", "127.0.0.1", "bind address of `make connect-api`")
+CONNECT_API_PORT = Setting("MUNGMO_CONNECT_API_PORT", "8083", "port of `make connect-api` (Kafka Connect's)")
+CONNECT_API_USER = Setting(
+    "MUNGMO_CONNECT_API_USER", None, "with `MUNGMO_CONNECT_API_PASSWORD`: HTTP basic auth on the REST endpoint"
+)
+CONNECT_API_PASSWORD = Setting("MUNGMO_CONNECT_API_PASSWORD", None, "the basic-auth password of that user")
+DAGSTER_URL = Setting(
+    "MUNGMO_DAGSTER_URL",
+    None,
+    "`http://host:port` of the Dagster webserver: connector add/update/delete reload its code location there and "
+    "restart launches runs through it (without it, `dagster job launch` and the daemon's minute reload)",
+)
 MEMBERS_JDBC_URL = Setting(
     "MUNGMO_MEMBERS_JDBC_URL",
     "jdbc:mysql://localhost:3306/mungMo",
@@ -115,6 +145,14 @@ SETTINGS: tuple[Setting, ...] = (
     DB_PASSWORD,
     CONNECTORS_DIR,
     OFFSETS_TOPIC,
+    STATUS_TOPIC,
+    STRICT_CONNECTORS,
+    SECRETS_FILE,
+    CONNECT_API_HOST,
+    CONNECT_API_PORT,
+    CONNECT_API_USER,
+    CONNECT_API_PASSWORD,
+    DAGSTER_URL,
     MEMBERS_JDBC_URL,
     VERIFICATION_EXPIRY_TOPIC,
     STACK_TIMEOUT,
@@ -148,6 +186,19 @@ def connectors_dir() -> Path:
 
 def offsets_topic() -> str:
     return OFFSETS_TOPIC.get() or "mungmo-connect-offsets"
+
+
+def status_topic() -> str:
+    return STATUS_TOPIC.get() or "mungmo-connect-status"
+
+
+def strict_connectors() -> bool:
+    return (STRICT_CONNECTORS.get() or "").strip().lower() in ("1", "true", "yes")
+
+
+def secrets_file() -> Path:
+    configured = SECRETS_FILE.get()
+    return Path(configured) if configured else PROJECT_ROOT / ".secrets" / "connectors.properties"
 
 
 def settings_markdown() -> str:

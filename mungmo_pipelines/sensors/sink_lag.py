@@ -35,6 +35,7 @@ from dagster import (
 from mungmo_pipelines.assets.keys import lag_sensor_name
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.sink.lag import SinkLag, measure_lag
+from mungmo_pipelines.operations.gate import not_running_reason
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
 
@@ -87,6 +88,9 @@ def sink_lag_sensor(config: JdbcSinkConfig, job: str, other_writers: Sequence[st
         description=f"Requests `{job}` while sink connector `{config.name}` has consumer lag.",
     )
     def lag_sensor(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
+        paused = not_running_reason(kafka, config.name)
+        if paused is not None:
+            return SensorResult(skip_reason=SkipReason(f"{paused}: no runs requested"), cursor=context.cursor)
         watched = [(job, WAITING_TO_START), *((other, WAITING_TO_START + RUNNING) for other in other_writers)]
         for writer, statuses in watched:
             busy = context.instance.get_runs(filters=RunsFilter(job_name=writer, statuses=statuses), limit=1)

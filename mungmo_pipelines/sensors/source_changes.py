@@ -41,6 +41,7 @@ from mungmo_pipelines.assets.keys import change_sensor_name
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, SourceMode
 from mungmo_pipelines.core.source.offsets import GAP_HORIZON, SourceOffsetStore
 from mungmo_pipelines.core.source.probe import probe_changes
+from mungmo_pipelines.operations.gate import not_running_reason
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
 
@@ -112,6 +113,9 @@ def source_change_sensor(
         f"(poll.interval.ms={config.poll_interval_ms}) and runs `{target_job}` when rows are past the stored offsets.",
     )
     def changes(context: SensorEvaluationContext, mariadb: MariaDBResource, kafka: KafkaResource) -> SensorResult:
+        paused = not_running_reason(kafka, config.name)
+        if paused is not None:
+            return SensorResult(skip_reason=SkipReason(f"{paused}: no runs requested"), cursor=context.cursor)
         cursor = ChangeCursor.load(context.cursor)
         store = SourceOffsetStore(kafka.settings(), config.offsets_topic)
         try:

@@ -2,7 +2,11 @@
 
 Option names, defaults and value formats follow the connector class the body names. Everything
 is checked when the file loads, before any run, and every error names the connector, the field
-and what was expected. Secrets are interpolated from ``${env:NAME}`` and never printed.
+and what was expected. Secrets are interpolated from ``${env:NAME}`` or ``${file:path:key}`` (a
+properties file, as Kafka Connect's FileConfigProvider reads it) and never printed.
+
+A directory loads connector by connector: a bad file is reported (:attr:`Connectors.errors`)
+and the others load, as Kafka Connect refuses one bad POST and keeps the other connectors.
 """
 
 from __future__ import annotations
@@ -20,11 +24,13 @@ from mungmo_pipelines.core.config.base import ConnectorConfig
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.options import REQUIRED, options_of
-from mungmo_pipelines.core.errors import ConnectorConfigError
+from mungmo_pipelines.core.config.properties import read_properties
+from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
 
-_ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
+# ${env:NAME}, and Kafka Connect's FileConfigProvider: ${file:<path of a properties file>:<key>}.
+_REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
 # Keys of a body that are not options of its class.
-_BODY_KEYS = ("name", "connector.class")
+BODY_KEYS = ("name", "connector.class")
 
 # connector.class (full and short names, as Kafka Connect accepts both) -> the config it parses into.
 CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
@@ -35,14 +41,38 @@ CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
 }
 
 
-def _interpolate(value: str, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
-    def lookup(match: re.Match[str]) -> str:
-        variable = match[1]
-        if variable not in environ:
-            raise ConnectorConfigError(name, key, f"environment variable {variable} is not set", origin)
-        return environ[variable]
+def connector_identifier(name: str) -> str:
+    """The connector's name with every character outside ``[A-Za-z0-9_]`` as ``_``: its job, sensor and
+    asset names, so two connectors whose names differ only there (``dup-name``, ``dup_name``) collide."""
+    return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
-    return _ENV_REFERENCE.sub(lookup, value)
+
+def _interpolate(value: str, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
+    def resolve(match: re.Match[str]) -> str:
+        provider, argument = match[1], match[2]
+        if provider == "env":
+            if argument not in environ:
+                raise ConnectorConfigError(name, key, f"environment variable {argument} is not set", origin)
+            return environ[argument]
+        path, _, property_key = argument.rpartition(":")
+        if not path or not property_key:
+            raise ConnectorConfigError(name, key, f"expected ${{file:<path>:<key>}}, got {match[0]!r}", origin)
+        try:
+            properties = read_properties(Path(path))
+        except OSError as err:
+            raise ConnectorConfigError(
+                name, key, f"${{file:…}} names {path!r}, which cannot be read ({err.strerror})", origin
+            ) from None
+        if property_key not in properties:
+            raise ConnectorConfigError(name, key, f"${{file:…}}: {path!r} has no key {property_key!r}", origin)
+        return properties[property_key]
+
+    return _REFERENCE.sub(resolve, value)
+
+
+def option_text(value: Any, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
+    """An option's JSON value as the text its kind parses, references resolved."""
+    return _interpolate(_as_text(value, name, key, origin), name, key, origin, environ)
 
 
 def _as_text(value: Any, name: str, key: str, origin: str) -> str:
@@ -64,12 +94,12 @@ def parse_options(
     options = options_of(config_class)
     values: dict[str, Any] = {}
     for key, value in raw.items():
-        if key in _BODY_KEYS:
+        if key in BODY_KEYS:
             continue
         declared = options.get(key)
         if declared is None:
             raise ConnectorConfigError(name, key, "not an option this connector supports", origin)
-        text = _interpolate(_as_text(value, name, key, origin), name, key, origin, environ)
+        text = option_text(value, name, key, origin, environ)
         try:
             values[declared.attribute] = declared.kind.parse(text)
         except ValueError as err:
@@ -117,38 +147,81 @@ def parse_connector(body: Any, origin: str = "", environ: Mapping[str, str] | No
 
 @dataclass(frozen=True)
 class Connectors:
-    """Every connector of a directory, plus findings that are worth a look but not fatal."""
+    """Every connector of a directory that validated, the ones that did not, and findings worth a look."""
 
     sources: tuple[JdbcSourceConfig, ...]
     sinks: tuple[JdbcSinkConfig, ...]
     warnings: tuple[str, ...] = ()
+    errors: tuple[ConnectorConfigError, ...] = ()
 
     def all(self) -> tuple[ConnectorConfig, ...]:
         return (*self.sources, *self.sinks)
 
+    def raise_errors(self) -> None:
+        """Strict mode: one error naming every connector that did not load."""
+        if self.errors:
+            raise ConnectorLoadErrors(self.errors)
 
-def load_connectors(directory: Path | None = None, environ: Mapping[str, str] | None = None) -> Connectors:
-    """Every ``*.json`` body of ``directory``, validated; duplicate names are an error."""
+
+def read_connector_file(path: Path, environ: Mapping[str, str] | None = None) -> ConnectorConfig:
+    """One connector file, validated; any problem (even invalid JSON) as a :class:`ConnectorConfigError`."""
+    try:
+        body = json.loads(path.read_text(encoding="utf-8"))
+    except json.JSONDecodeError as err:
+        raise ConnectorConfigError(path.stem, None, f"not valid JSON: {err}", str(path)) from None
+    return parse_connector(body, str(path), environ)
+
+
+def load_connectors(
+    directory: Path | None = None, environ: Mapping[str, str] | None = None, strict: bool = False
+) -> Connectors:
+    """Every ``*.json`` body of ``directory``, each validated on its own.
+
+    A file that fails goes to :attr:`Connectors.errors` and the rest load. Two files with one
+    connector name, or with names that make one identifier (``dup-name``, ``dup_name``), are
+    both left out, each error naming the other file: which one was meant is the operator's call.
+    ``strict`` raises instead (``make check``, ``MUNGMO_STRICT_CONNECTORS``).
+    """
     directory = settings.connectors_dir() if directory is None else directory
     if not directory.is_dir():
         raise FileNotFoundError(f"connector directory {directory} does not exist (set {settings.CONNECTORS_DIR.name})")
     parsed: list[ConnectorConfig] = []
+    errors: list[ConnectorConfigError] = []
     for path in sorted(directory.glob("*.json")):
         try:
-            body = json.loads(path.read_text(encoding="utf-8"))
-        except json.JSONDecodeError as err:
-            raise ConnectorConfigError(path.stem, None, f"not valid JSON: {err}", str(path)) from None
-        parsed.append(parse_connector(body, str(path), environ))
-    seen: dict[str, str] = {}
+            parsed.append(read_connector_file(path, environ))
+        except ConnectorConfigError as err:
+            errors.append(err)
+    clashes = _clashes(parsed)
+    errors += clashes.values()
+    good = [c for c in parsed if c.origin not in clashes]
+    sources = tuple(c for c in good if isinstance(c, JdbcSourceConfig))
+    sinks = tuple(c for c in good if isinstance(c, JdbcSinkConfig))
+    connectors = Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)), tuple(errors))
+    if strict:
+        connectors.raise_errors()
+    return connectors
+
+
+def _clashes(parsed: list[ConnectorConfig]) -> dict[str, ConnectorConfigError]:
+    """Per file: the error of a connector whose name, or identifier, another file uses too."""
+    by_identifier: dict[str, list[ConnectorConfig]] = {}
     for connector in parsed:
-        if connector.name in seen:
-            raise ConnectorConfigError(
-                connector.name, "name", f"already used by {seen[connector.name]}", connector.origin
+        by_identifier.setdefault(connector_identifier(connector.name), []).append(connector)
+    clashes: dict[str, ConnectorConfigError] = {}
+    for identifier, group in by_identifier.items():
+        for connector in group if len(group) > 1 else ():
+            others = [o for o in group if o is not connector]
+            named = ", ".join(f"{o.name!r} in {o.origin}" for o in others)
+            problem = (
+                f"already used by {named}"
+                if all(o.name == connector.name for o in others)
+                else f"connector names {connector.name!r} and {named} make the same job name {identifier!r}"
             )
-        seen[connector.name] = connector.origin
-    sources = tuple(c for c in parsed if isinstance(c, JdbcSourceConfig))
-    sinks = tuple(c for c in parsed if isinstance(c, JdbcSinkConfig))
-    return Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)))
+            clashes[connector.origin] = ConnectorConfigError(
+                connector.name, "name", f"{problem}; rename or remove one of the files", connector.origin
+            )
+    return clashes
 
 
 def _orphan_topics(sources: tuple[JdbcSourceConfig, ...], sinks: tuple[JdbcSinkConfig, ...]) -> list[str]:
