@@ -301,7 +301,7 @@ def test_update_keeps_references_and_delete_leaves_nothing_unless_kept(
         assert sandbox.rows(case.target_db, f"SELECT * FROM _connect_sink_offsets WHERE connector = '{sink}'") == []
         admin = sandbox.kafka.admin()
         try:
-            assert f"connect-{sink}" not in {group.group_id for group in admin.list_groups()}
+            assert f"connect-{sink}" not in {group["group_id"] for group in admin.list_groups()}
         finally:
             admin.close()
         assert TargetStateStore(sandbox.kafka, box.status_topic).read() == {}
