@@ -31,7 +31,9 @@ class CheckSettings:
     bisection level. ``leaf_rows``: ranges this small (on both sides) are read as key + row hash.
     ``ranges_per_query``: ranges one statement selects (MariaDB's range optimizer slows down
     beyond a few hundred); ``pieces_per_query``: pieces one statement groups by;
-    ``keys_per_query``: keys one lookup selects."""
+    ``keys_per_query``: keys one lookup selects. ``max_bisection_levels``: past it, ranges still
+    differing are read as they are (a guard: ranges halve every two levels when both sides order
+    keys alike, so it is never reached then)."""
 
     chunk_seconds: float = 0.5
     first_chunk_rows: int = 1000
@@ -42,6 +44,7 @@ class CheckSettings:
     ranges_per_query: int = 128
     pieces_per_query: int = 1024
     keys_per_query: int = 500
+    max_bisection_levels: int = 32
 
     def __post_init__(self) -> None:
         if self.chunk_seconds <= 0 or min(self.first_chunk_rows, self.piece_rows, self.leaf_rows) < 1:

@@ -142,9 +142,12 @@ def bisect(
     started = time.perf_counter()
     candidates: Candidates = {}
     level = list(segments)
+    depth = 0
     while level:
-        leaves = [s.range for s in level if max(s.source.rows, s.target.rows) <= settings.leaf_rows]
-        to_split = [s for s in level if max(s.source.rows, s.target.rows) > settings.leaf_rows]
+        depth += 1
+        small = settings.leaf_rows if depth <= settings.max_bisection_levels else float("inf")
+        leaves = [s.range for s in level if max(s.source.rows, s.target.rows) <= small]
+        to_split = [s for s in level if max(s.source.rows, s.target.rows) > small]
         if to_split:
             stats.bisection_levels += 1
             stats.ranges_bisected += len(to_split)
