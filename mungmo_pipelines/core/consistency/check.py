@@ -74,10 +74,8 @@ def check_table(
         raise
     sides = Sides(source_side, target_side)
     try:
-        plan = _plan(sides, spec, result.stats)
+        plan = _plan(sides, spec, policy, result.stats)
         result.notes = list(plan.notes)
-        if policy.delivered_column is not None and isinstance(plan, Plan):
-            _require_column(sides, spec, policy.delivered_column)
         if sync is not None:
             point = sync.source_point()
             result.positions["start"] = point
@@ -94,10 +92,14 @@ def check_table(
     return result
 
 
-def _plan(sides: Sides, spec: TableSpec, stats: CheckStats) -> Plan | CountOnly:
+def _plan(sides: Sides, spec: TableSpec, policy: ModePolicy, stats: CheckStats) -> Plan | CountOnly:
     started = time.perf_counter()
     source = _describe(sides.source, spec.source_database, spec.source_table)
     target = _describe(sides.target, spec.target_database, spec.target_table)
+    if policy.delivered_column is not None and source.column(policy.delivered_column) is None:
+        raise ConsistencyError(
+            f"the policy's delivered_column {policy.delivered_column!r} is not a column of {spec.source_label}"
+        )
     plan = plan_comparison(spec, source, target)
     if isinstance(plan, Plan):
         for column in plan.columns:
@@ -112,12 +114,6 @@ def _describe(side: Side, database: str, table: str) -> TableDescription:
     if found is None:
         raise ConsistencyError(f"{side.role} table {database}.{table} does not exist")
     return found
-
-
-def _require_column(sides: Sides, spec: TableSpec, column: str) -> None:
-    found = describe_table(sides.source.query, spec.source_database, spec.source_table)
-    if found is None or found.column(column) is None:
-        raise ConsistencyError(f"the policy's delivered_column {column!r} is not a column of {spec.source_label}")
 
 
 def _wait(sync: SyncPoints, point: Any, stats: CheckStats) -> bool:

@@ -103,15 +103,14 @@ class CountOnly:
 def plan_comparison(spec: TableSpec, source: TableDescription, target: TableDescription) -> Plan | CountOnly:
     mapping = dict(spec.columns) if spec.columns is not None else {c.name: c.name for c in source.schema.columns}
     key = spec.key or source.schema.primary_key
-    for name in key:
-        mapping.setdefault(name, name)
-    columns, notes = _compared_columns(spec, source, target, mapping)
     if not key:
         return CountOnly(
             f"source table {source.label} has no primary key: rows cannot be matched by key, so only row "
-            "counts are compared",
-            notes,
+            "counts are compared"
         )
+    for name in key:
+        mapping.setdefault(name, name)
+    columns, notes = _compared_columns(spec, source, target, mapping)
     by_source = {c.source: c for c in columns}
     target_key = tuple(by_source[name].target for name in key)
     if not target.has_unique_key(target_key):
