@@ -8,6 +8,7 @@ from decimal import Decimal
 import pytest
 
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, ModePolicy, TableSpec
+from mungmo_pipelines.core.consistency.chunks import ChunkSizer
 from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.result import key_value
 from tests.conftest import Sandbox
@@ -275,3 +276,33 @@ def test_bad_inputs_name_what_is_wrong(sandbox: Sandbox) -> None:
         run_check(sandbox, spec, policy=ModePolicy("incrementing", "seq", 1))
     with pytest.raises(ConsistencyError, match="mode 'upsert': expected one of"):
         ModePolicy("upsert")
+
+
+def test_chunks_are_sized_by_the_rate_measured_so_far() -> None:
+    sizer = ChunkSizer(CheckSettings(chunk_seconds=0.5, first_chunk_rows=1000, piece_rows=128))
+    assert sizer.rows == 1024  # starts small, in whole pieces
+    sizer.observe(1024, 0.01)  # 102,400 rows/s: half a second is 51,200 rows
+    assert sizer.rows == 51_200
+    sizer.observe(51_200, 2.0)  # much slower now: (0.75 * 1024 + 51,200) rows in (0.75 * 0.01 + 2) s
+    assert sizer.rows == 13_056
+
+
+def test_a_key_the_pipeline_truncates_is_counted_only(sandbox: Sandbox) -> None:
+    source_db, target_db = sandbox.database("src"), sandbox.database("tgt")
+    sandbox.execute(source_db, "CREATE TABLE ticks (at DATETIME(6) NOT NULL PRIMARY KEY, n INT)")
+    sandbox.execute(target_db, "CREATE TABLE ticks (at DATETIME(3) NOT NULL PRIMARY KEY, n INT)")
+    result = run_check(sandbox, TableSpec(source_db, "ticks", target_db, "ticks"))
+    assert result.method == "count"
+    assert result.reason == (
+        "key column 'at' (datetime(6)) loses fraction digits on the way (3 carried): keys must be carried exactly "
+        "to be matched"
+    )
+
+
+def test_a_target_left_empty_is_read_once_not_bisected(sandbox: Sandbox) -> None:
+    spec = member_tables(sandbox, 5000)
+    sandbox.execute(spec.target_database, "DELETE FROM members WHERE id > 1000")
+    result = run_check(sandbox, spec)
+    assert result.counts()["missing"] == 4000
+    # Every source row of a piece with no target rows is a difference: read once, plus the re-read by key.
+    assert result.stats.ranges_bisected <= 2 and result.stats.rows_fetched <= 2 * 4000 + 2 * 128, result.stats

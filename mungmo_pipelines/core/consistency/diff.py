@@ -146,8 +146,10 @@ def bisect(
     while level:
         depth += 1
         small = settings.leaf_rows if depth <= settings.max_bisection_levels else float("inf")
-        leaves = [s.range for s in level if max(s.source.rows, s.target.rows) <= small]
-        to_split = [s for s in level if max(s.source.rows, s.target.rows) > small]
+        # A range empty on one side differs in every row of the other: read them, cutting finds nothing more.
+        readable = [min(s.source.rows, s.target.rows) == 0 or max(s.source.rows, s.target.rows) <= small for s in level]
+        leaves = [s.range for s, read in zip(level, readable, strict=True) if read]
+        to_split = [s for s, read in zip(level, readable, strict=True) if not read]
         if to_split:
             stats.bisection_levels += 1
             stats.ranges_bisected += len(to_split)
