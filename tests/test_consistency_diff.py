@@ -3,14 +3,18 @@ be counted, bisection that reads rows only where they differ, the result as JSON
 
 from __future__ import annotations
 
+from dataclasses import replace
 from decimal import Decimal
 
 import pytest
 
+from mungmo_pipelines.core.config import parse_connector
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, ModePolicy, TableSpec
 from mungmo_pipelines.core.consistency.chunks import ChunkSizer
 from mungmo_pipelines.core.consistency.errors import ConsistencyError
+from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
 from mungmo_pipelines.core.consistency.result import key_value
+from mungmo_pipelines.core.source import SourceOffset
 from tests.conftest import Sandbox
 from tests.consistency_support import differing_columns, keys_of, run_check
 
@@ -306,3 +310,23 @@ def test_a_target_left_empty_is_read_once_not_bisected(sandbox: Sandbox) -> None
     assert result.counts()["missing"] == 4000
     # Every source row of a piece with no target rows is a difference: read once, plus the re-read by key.
     assert result.stats.ranges_bisected <= 2 and result.stats.rows_fetched <= 2 * 4000 + 2 * 128, result.stats
+
+
+def test_a_jdbc_connector_pair_reads_as_a_comparison_and_a_policy(sandbox: Sandbox) -> None:
+    source = parse_connector(
+        sandbox.source_body("mungMo", mode="incrementing", **{"incrementing.column.name": "seq", "db.timezone": "UTC"})
+    )
+    sink = parse_connector(
+        sandbox.sink_body(
+            "mungmoMember",
+            topics=source.topic_for("test001"),
+            **{"table.name.format": "copy_${topic}", "pk.mode": "record_value", "pk.fields": "seq",
+               "fields.whitelist": "seq,member_name", "db.timezone": "Asia/Seoul"},
+        )
+    )  # fmt: skip
+    spec = jdbc_table_spec(source, sink, "test001")
+    assert (spec.source_database, spec.source_table, spec.target_database) == ("mungMo", "test001", "mungmoMember")
+    assert spec.target_table == f"copy_{source.topic_for('test001')}"
+    assert (spec.columns, spec.key, spec.zone) == ({"seq": "seq", "member_name": "member_name"}, ("seq",), "Asia/Seoul")
+    assert jdbc_policy(source, offset=SourceOffset(incrementing=42)) == ModePolicy("incrementing", "seq", 42)
+    assert jdbc_policy(replace(source, mode="timestamp")) == ModePolicy("timestamp")

@@ -8,6 +8,7 @@ then find and name one changed value per canonical type.
 from __future__ import annotations
 
 import datetime as dt
+from dataclasses import replace
 from decimal import Decimal
 from typing import Any
 
@@ -15,6 +16,7 @@ import pytest
 
 from mungmo_pipelines.core.config import parse_connector
 from mungmo_pipelines.core.consistency import Domain, TableSpec, ValueForm, jdbc_forms
+from mungmo_pipelines.core.consistency.jdbc import jdbc_table_spec
 from mungmo_pipelines.core.sink import JdbcSink
 from mungmo_pipelines.core.source import JdbcSource
 from tests.conftest import Sandbox
@@ -121,10 +123,8 @@ class Pipeline:
         JdbcSource(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka).run()
         JdbcSink(self.sink, self.sandbox.engine(self.target_db), self.sandbox.kafka).run()
 
-    def spec(self, zone: str, source_zone: str) -> TableSpec:
-        return TableSpec(
-            self.source_db, self.table, self.target_db, self.topic, zone=zone, forms=jdbc_forms(source_zone)
-        )
+    def spec(self) -> TableSpec:
+        return jdbc_table_spec(self.source, self.sink, self.table)
 
     def target(self, *statements: str) -> None:
         self.sandbox.execute(self.target_db, *statements)
@@ -156,7 +156,8 @@ def test_every_type_the_sink_chose_compares_equal_and_each_changed_value_is_name
         "longtext",
     )
 
-    spec = pipeline.spec(zone=seoul, source_zone=seoul)
+    spec = pipeline.spec()
+    assert (spec.source_table, spec.target_table, spec.key, spec.zone) == ("pets", pipeline.topic, ("id",), seoul)
     equal = run_check(sandbox, spec)
     assert equal.passed, equal.summary()
     assert equal.stats.source_rows == equal.stats.target_rows == len(EDITS) + 3
@@ -209,11 +210,11 @@ def test_wall_clock_times_read_in_another_zone_are_converted_before_comparing(sa
     shifted = sandbox.rows(pipeline.target_db, f"SELECT created_at FROM `{pipeline.topic}` WHERE id = 1")[0][0]
     assert shifted == dt.datetime(2026, 3, 2, 9, 30, 0, 250000)  # 00:30 UTC is 09:30 in Seoul
 
-    converted = run_check(sandbox, pipeline.spec(zone=seoul, source_zone="UTC"))
+    converted = run_check(sandbox, pipeline.spec())
     assert converted.passed, converted.summary()
     assert f"created_at: wall-clock times converted from UTC to {seoul}, as the pipeline does" in converted.notes
     # Read as if the source's wall times were already Seoul's, every row differs in created_at only.
-    unconverted = run_check(sandbox, pipeline.spec(zone=seoul, source_zone=seoul))
+    unconverted = run_check(sandbox, replace(pipeline.spec(), forms=jdbc_forms(seoul)))
     assert differing_columns(unconverted) == {i: {"created_at"} for i in range(1, 6)}
 
 

@@ -11,12 +11,14 @@ that differ, with the database doing the hashing.
 - ``chunks``: pt-table-checksum-style chunk checksums, sized by time, split into pieces;
 - ``diff``: bisection of differing pieces down to rows, and row fetches by key;
 - ``policy``: which differences a replication mode explains;
+- ``jdbc``: a JDBC source and sink connector pair as a comparison and a policy;
 - ``result``: the JSON-serializable result;
 - ``check``: the orchestration, with the point / wait / re-check protocol.
 """
 
 from mungmo_pipelines.core.consistency.check import CheckSettings, SyncPoints, TableSpec, check_table
 from mungmo_pipelines.core.consistency.expressions import Domain, ValueForm, jdbc_forms
+from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
 from mungmo_pipelines.core.consistency.policy import ModePolicy
 from mungmo_pipelines.core.consistency.result import CheckResult, ColumnDifference, RowDifference
 
@@ -32,4 +34,6 @@ __all__ = [
     "ValueForm",
     "check_table",
     "jdbc_forms",
+    "jdbc_policy",
+    "jdbc_table_spec",
 ]

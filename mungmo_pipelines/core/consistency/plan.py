@@ -9,7 +9,7 @@ NULL on either side) is what tells NULL from ``''`` and which column was NULL.
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 
 from mungmo_pipelines.core.consistency.catalog import TableDescription
 from mungmo_pipelines.core.consistency.errors import ConsistencyError
@@ -36,7 +36,7 @@ class TableSpec:
     """A replicated table: where both ends are, which source column the sink writes into which
     target column (``None``: every source column, same name), the key (empty: the source's primary
     key), the zone the sink writes wall-clock times in (its ``db.timezone``) and what the pipeline
-    carries per source column."""
+    carries per source column (default: the JDBC source's forms, reading wall times in ``zone``)."""
 
     source_database: str
     source_table: str
@@ -45,7 +45,7 @@ class TableSpec:
     columns: Mapping[str, str] | None = None
     key: tuple[str, ...] = ()
     zone: str = "UTC"
-    forms: Callable[[TableColumn], ValueForm] = field(default=jdbc_forms())
+    forms: Callable[[TableColumn], ValueForm] | None = None
 
     @property
     def source_label(self) -> str:
@@ -138,6 +138,7 @@ def _compared_columns(
     spec: TableSpec, source: TableDescription, target: TableDescription, mapping: dict[str, str]
 ) -> tuple[list[ComparedColumn], tuple[str, ...]]:
     columns, notes = [], []
+    forms = spec.forms or jdbc_forms(spec.zone)
     for source_name, target_name in mapping.items():
         source_column = source.column(source_name)
         if source_column is None:
@@ -147,7 +148,7 @@ def _compared_columns(
             raise ConsistencyError(
                 f"target table {target.label} has no column {target_name!r} (mapped from source column {source_name!r})"
             )
-        form = compared_form(spec.forms(source_column), spec.zone)
+        form = compared_form(forms(source_column), spec.zone)
         if form.domain == Domain.BYTES and "binary" in (source_column.data_type, target_column.data_type):
             form = replace(form, trailing_zero_bytes=False)
         try:
