@@ -17,6 +17,7 @@ import pytest
 from mungmo_pipelines.core.config import parse_connector
 from mungmo_pipelines.core.consistency import Domain, TableSpec, ValueForm, jdbc_forms
 from mungmo_pipelines.core.consistency.jdbc import jdbc_table_spec
+from mungmo_pipelines.core.mariadb_types import java_float_text
 from mungmo_pipelines.core.sink import JdbcSink
 from mungmo_pipelines.core.source import JdbcSource
 from tests.conftest import Sandbox
@@ -247,3 +248,22 @@ def test_forms_other_pipelines_carry_use_the_same_engine(sandbox: Sandbox) -> No
     sandbox.execute(target_db, "UPDATE events SET at = '2026-01-01 10:00:00.123457' WHERE id = 1")
     sandbox.execute(target_db, "UPDATE events SET flags = X'0200', tag = 'abc' WHERE id = 2")
     assert differing_columns(run_check(sandbox, spec)) == {1: {"at"}, 2: {"flags", "tag"}}
+
+
+def test_float_carried_as_float32_text_equals_a_double_target(sandbox: Sandbox) -> None:
+    """The JDBC source sends FLOAT as Java's Float.toString; a DOUBLE target column stores that text's
+    double, which is not the float32 widened: compared as float32, they are equal."""
+    source_db, target_db = sandbox.database("src"), sandbox.database("tgt")
+    values = [1.1, 3.4e38, 1.17549435e-38, 0.3, -2.5, 16777217.0]
+    sandbox.execute(source_db, "CREATE TABLE f (id INT PRIMARY KEY, x FLOAT NOT NULL)")
+    sandbox.execute(target_db, "CREATE TABLE f (id INT PRIMARY KEY, x DOUBLE NOT NULL)")
+    with sandbox.admin.begin() as conn:
+        conn.exec_driver_sql(f"INSERT INTO `{source_db}`.f VALUES (%s, %s)", list(enumerate(values)))
+        carried = [(i, float(java_float_text(v))) for i, v in enumerate(values)]
+        conn.exec_driver_sql(f"INSERT INTO `{target_db}`.f VALUES (%s, %s)", carried)
+    spec = TableSpec(source_db, "f", target_db, "f")
+    equal = run_check(sandbox, spec)
+    assert equal.passed, equal.summary()
+    assert "x: target double compared as float32, the precision the pipeline carries" in equal.notes
+    sandbox.execute(target_db, "UPDATE f SET x = 1.1000001 WHERE id = 0")
+    assert differing_columns(run_check(sandbox, spec)) == {0: {"x"}}

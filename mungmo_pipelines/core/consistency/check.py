@@ -170,9 +170,8 @@ def _compare(
             difference.reason = "the target had not applied the source's point when compared"
             result.in_flight.append(difference)
         else:
-            verdict, difference.reason = policy.classify(
-                candidate.kind, candidate.source and candidate.source.delivered
-            )
+            delivered = candidate.source.delivered if candidate.source is not None else None
+            verdict, difference.reason = policy.classify(candidate.kind, delivered)
             {DEFECT: result.differences, EXPLAINED: result.explained}.get(verdict, result.in_flight).append(difference)
 
 

@@ -158,11 +158,11 @@ def _compared_columns(
             raise ConsistencyError(f"{source.label} -> {target.label}: {err}") from None
         nullable = source_column.nullable or target_column.nullable or source_sql.null_sql != quote(source_name)
         columns.append(ComparedColumn(source_name, target_name, form, source_sql, target_sql, nullable))
-        notes.extend(_notes(source_column, form, spec.zone))
+        notes.extend(_notes(source_column, target_column, form, spec.zone))
     return columns, tuple(notes)
 
 
-def _notes(column: TableColumn, form: ValueForm, zone: str) -> list[str]:
+def _notes(column: TableColumn, target: TableColumn, form: ValueForm, zone: str) -> list[str]:
     """What the comparison of one column deliberately leaves out, as the pipeline does."""
     notes = []
     name = column.name
@@ -176,8 +176,8 @@ def _notes(column: TableColumn, form: ValueForm, zone: str) -> list[str]:
         notes.append(f"{name}: TIMESTAMP compared as the wall-clock time in {zone}, as the sink writes it")
     if form.domain == Domain.DATETIME and form.wall_zone:
         notes.append(f"{name}: wall-clock times converted from {form.wall_zone} to {zone}, as the pipeline does")
-    if form.domain == Domain.FLOAT32 and column.data_type != "float":
-        notes.append(f"{name}: compared as float32, the precision the pipeline carries")
+    if form.domain == Domain.FLOAT32 and target.data_type != "float":
+        notes.append(f"{name}: target {target.column_type} compared as float32, the precision the pipeline carries")
     if form.domain == Domain.BYTES and not form.trailing_zero_bytes:
         notes.append(f"{name}: compared without trailing zero bytes")
     return notes
