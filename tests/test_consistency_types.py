@@ -116,9 +116,12 @@ class Pipeline:
     def insert(self, columns: str, rows: list[tuple[Any, ...]]) -> None:
         with self.sandbox.admin.begin() as conn:
             conn.exec_driver_sql(f"USE `{self.source_db}`")
-            conn.exec_driver_sql(f"SET time_zone = '{SEOUL}'")
             marks = ", ".join(["%s"] * len(rows[0]))
-            conn.exec_driver_sql(f"INSERT INTO {self.table} ({columns}) VALUES ({marks})", rows)
+            # TIMESTAMP values are given as Seoul wall times; the zone is this statement's only (the
+            # connection goes back to a pool other tests share).
+            conn.exec_driver_sql(
+                f"SET STATEMENT time_zone = '{SEOUL}' FOR INSERT INTO {self.table} ({columns}) VALUES ({marks})", rows
+            )
 
     def replicate(self) -> None:
         JdbcSource(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka).run()
