@@ -33,7 +33,7 @@ import pymysql.cursors
 from sqlalchemy import create_engine, make_url
 
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, TableSpec, check_table
-from mungmo_pipelines.core.stack_env import mariadb_admin_url
+from mungmo_pipelines.core.settings import mariadb_admin_url
 
 SOURCE_DDL = """CREATE TABLE members (
   id BIGINT NOT NULL PRIMARY KEY,

@@ -8,15 +8,15 @@ from decimal import Decimal
 
 import pytest
 
-from mungmo_pipelines.core.config import parse_connector
+from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, ModePolicy, TableSpec
 from mungmo_pipelines.core.consistency.chunks import ChunkSizer
-from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
 from mungmo_pipelines.core.consistency.result import key_value
-from mungmo_pipelines.core.source import SourceOffset
-from tests.conftest import Sandbox
-from tests.consistency_support import differing_columns, keys_of, run_check
+from mungmo_pipelines.core.errors import ConsistencyError
+from mungmo_pipelines.core.source.offsets import TimestampIncrementingOffset
+from tests.support.consistency import differing_columns, keys_of, run_check
+from tests.support.sandbox import Sandbox
 
 MEMBERS = """CREATE TABLE members (
   id INT NOT NULL PRIMARY KEY,
@@ -328,5 +328,7 @@ def test_a_jdbc_connector_pair_reads_as_a_comparison_and_a_policy(sandbox: Sandb
     assert (spec.source_database, spec.source_table, spec.target_database) == ("mungMo", "test001", "mungmoMember")
     assert spec.target_table == f"copy_{source.topic_for('test001')}"
     assert (spec.columns, spec.key, spec.zone) == ({"seq": "seq", "member_name": "member_name"}, ("seq",), "Asia/Seoul")
-    assert jdbc_policy(source, offset=SourceOffset(incrementing=42)) == ModePolicy("incrementing", "seq", 42)
+    assert jdbc_policy(source, offset=TimestampIncrementingOffset(incrementing=42)) == ModePolicy(
+        "incrementing", "seq", 42
+    )
     assert jdbc_policy(replace(source, mode="timestamp")) == ModePolicy("timestamp")

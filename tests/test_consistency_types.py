@@ -1,6 +1,6 @@
 """Canonical column expressions against what the real JDBC source and sink make of each type.
 
-The target is written by ``JdbcSource`` + ``JdbcSink`` (``auto.create``), so it has the types the
+The target is written by ``run_jdbc_source`` + ``JdbcSink`` (``auto.create``), so it has the types the
 sink chose (LONGTEXT, SMALLINT, DATETIME(3), DECIMAL, LONGBLOB, ...): the check must find it equal,
 then find and name one changed value per canonical type.
 """
@@ -14,14 +14,14 @@ from typing import Any
 
 import pytest
 
-from mungmo_pipelines.core.config import parse_connector
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.connect.java_numbers import java_float_text
 from mungmo_pipelines.core.consistency import Domain, TableSpec, ValueForm, jdbc_forms
 from mungmo_pipelines.core.consistency.jdbc import jdbc_table_spec
-from mungmo_pipelines.core.mariadb_types import java_float_text
-from mungmo_pipelines.core.sink import JdbcSink
-from mungmo_pipelines.core.source import JdbcSource
-from tests.conftest import Sandbox
-from tests.consistency_support import SEOUL, differing_columns, ensure_time_zone, run_check
+from mungmo_pipelines.core.sink.runtime import JdbcSink
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
+from tests.support.consistency import SEOUL, differing_columns, ensure_time_zone, run_check
+from tests.support.sandbox import Sandbox
 
 PETS = """CREATE TABLE pets (
   id INT NOT NULL PRIMARY KEY,
@@ -124,7 +124,7 @@ class Pipeline:
             )
 
     def replicate(self) -> None:
-        JdbcSource(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka).run()
+        run_jdbc_source(self.source, self.sandbox.engine(self.source_db), self.sandbox.kafka)
         JdbcSink(self.sink, self.sandbox.engine(self.target_db), self.sandbox.kafka).run()
 
     def spec(self) -> TableSpec:

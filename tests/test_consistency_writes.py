@@ -16,9 +16,9 @@ import pymysql
 from sqlalchemy import make_url
 
 from mungmo_pipelines.core.consistency import CheckSettings, SyncPoints, TableSpec
-from mungmo_pipelines.core.stack_env import mariadb_admin_url
-from tests.conftest import Sandbox
-from tests.consistency_support import keys_of, run_check
+from mungmo_pipelines.core.settings import mariadb_admin_url
+from tests.support.consistency import keys_of, run_check
+from tests.support.sandbox import Sandbox
 
 SOURCE = """CREATE TABLE members (
   id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL, score DECIMAL(7,2) NULL, updated_at DATETIME(6) NOT NULL

@@ -106,6 +106,11 @@ class Conflict(OperationError):
     status = 409
 
 
+class ConsistencyError(MungmoError, ValueError):
+    """A comparison that cannot run: a missing table or column, an unknown time zone, a column
+    whose type cannot hold what the pipeline carries. The message names the side, table and column."""
+
+
 # --- the named lock and the expiry -----------------------------------------------------------
 
 

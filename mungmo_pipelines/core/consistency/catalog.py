@@ -7,13 +7,12 @@ target must have an index on the key, or every chunk would scan the whole target
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
 
+from mungmo_pipelines.core.mariadb import catalog
 from mungmo_pipelines.core.mariadb.columns import TableColumn, TableSchema
-
-Query = Callable[[str, Sequence[Any]], list[tuple[Any, ...]]]
+from mungmo_pipelines.core.mariadb.session import Cursor
 
 
 @dataclass(frozen=True)
@@ -39,43 +38,14 @@ class TableDescription:
         return any(tuple(c.lower() for c in key) == wanted for key in self.unique_keys)
 
 
-def describe_table(query: Query, database: str, table: str) -> TableDescription | None:
+def describe_table(cursor: Cursor, database: str, table: str) -> TableDescription | None:
     """The table, or ``None`` when it does not exist."""
-    rows = query(
-        "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-        "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLLATION_NAME, EXTRA "
-        "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION",
-        (database, table),
-    )
-    if not rows:
+    columns = catalog.table_columns(cursor, table, database)
+    if not columns:
         return None
-    columns = tuple(
-        TableColumn(
-            name=r[0],
-            data_type=r[1].lower(),
-            column_type=r[2],
-            nullable=r[3] == "YES",
-            numeric_precision=r[4],
-            numeric_scale=r[5],
-            datetime_precision=r[6],
-            character_maximum_length=r[7],
-            charset=r[8],
-            auto_increment="auto_increment" in (r[10] or "").lower(),
-        )
-        for r in rows
-    )
-    index_rows = query(
-        "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-        "WHERE TABLE_SCHEMA = %s AND TABLE_NAME = %s AND NON_UNIQUE = 0 "
-        "ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
-        (database, table),
-    )
-    indexes: dict[str, tuple[str, ...]] = {}
-    for index, column in index_rows:
-        indexes[index] = (*indexes.get(index, ()), column)
-    primary = indexes.get("PRIMARY", ())
+    indexes = catalog.table_indexes(cursor, table, unique_only=True, database=database)
     return TableDescription(
-        schema=TableSchema(database, table, columns, primary),
-        collations={r[0]: r[9] for r in rows},
+        schema=TableSchema(database, table, columns, indexes.get("PRIMARY", ())),
+        collations={column.name: column.collation for column in columns},
         unique_keys=tuple(indexes.values()),
     )

@@ -28,12 +28,12 @@ from sqlalchemy import Engine
 from mungmo_pipelines.core.consistency.catalog import TableDescription, describe_table
 from mungmo_pipelines.core.consistency.chunks import CheckSettings, checksum_chunks
 from mungmo_pipelines.core.consistency.diff import Candidate, Candidates, bisect, column_differences, look_up
-from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.plan import CountOnly, Plan, TableSpec, plan_comparison
 from mungmo_pipelines.core.consistency.policy import DEFECT, EXPLAINED, ModePolicy
 from mungmo_pipelines.core.consistency.result import CheckResult, CheckStats, RowDifference, key_json
 from mungmo_pipelines.core.consistency.sides import Side, Sides
-from mungmo_pipelines.core.source import quote
+from mungmo_pipelines.core.errors import ConsistencyError
+from mungmo_pipelines.core.mariadb.dialect import quote
 
 __all__ = ["CheckSettings", "SyncPoints", "TableSpec", "check_table"]
 
@@ -110,7 +110,8 @@ def _plan(sides: Sides, spec: TableSpec, policy: ModePolicy, stats: CheckStats) 
 
 
 def _describe(side: Side, database: str, table: str) -> TableDescription:
-    found = describe_table(side.query, database, table)
+    with side.cursor() as cursor:
+        found = describe_table(cursor, database, table)
     if found is None:
         raise ConsistencyError(f"{side.role} table {database}.{table} does not exist")
     return found

@@ -99,7 +99,7 @@ def _tallies(rows: Rows) -> dict[int, Tally]:
 
 def tally_ranges(sides: Sides, plan: Plan, key_ranges: Sequence[KeyRange], within: Sequence[KeyRange]) -> list[Segment]:
     """Both sides' tallies of ``key_ranges`` (in key order, together covering ``within``), at once."""
-    boundaries = [r.lower for r in key_ranges[1:]]
+    boundaries = KeyRange.inner_bounds(key_ranges)
     queries = (
         tally_sql(plan.source, ranges_sql(plan.source.key_refs, within), boundaries),
         tally_sql(plan.target, ranges_sql(plan.target.key_refs, within), boundaries),

@@ -121,7 +121,7 @@ def _split_points(sides: Sides, plan: Plan, role: str, segments: Sequence[Segmen
     aliases = ", ".join(f"k{i}" for i in range(width))
     selected = ", ".join(f"{ref} AS k{i}" for i, ref in enumerate(side.key_refs))
     key_ranges = [s.range for s in segments]
-    segment, segment_params = position_sql(side.key_refs, [r.lower for r in key_ranges[1:]])
+    segment, segment_params = position_sql(side.key_refs, KeyRange.inner_bounds(key_ranges))
     where, where_params = ranges_sql(side.key_refs, key_ranges)
     sql = (
         f"SELECT segment, {aliases} FROM (SELECT segment, {aliases}, ROW_NUMBER() OVER (PARTITION BY segment "
@@ -167,9 +167,9 @@ def bisect(
         splittable = [(s, points) for s, points in cut if points]
         next_level: list[Segment] = []
         per_query = max(1, min(settings.ranges_per_query, settings.pieces_per_query // settings.fanout))
-        for batch in batches(splittable, per_query):
-            pieces = [piece for s, points in batch for piece in s.range.split(points)]
-            next_level.extend(s for s in tally_ranges(sides, plan, pieces, [s.range for s, _ in batch]) if s.differs)
+        for group in batches(splittable, per_query):
+            pieces = [piece for s, points in group for piece in s.range.split(points)]
+            next_level.extend(s for s in tally_ranges(sides, plan, pieces, [s.range for s, _ in group]) if s.differs)
         candidates.update(read_leaves(sides, plan, settings, stats, leaves))
         level = next_level
     stats.add_phase("bisect", time.perf_counter() - started)

@@ -21,18 +21,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, replace
 from enum import StrEnum
 
-from mungmo_pipelines.core.mariadb.columns import TableColumn
-from mungmo_pipelines.core.mariadb_types import (
-    DATE,
-    DECIMAL,
-    TIME,
-    TIMESTAMP,
-    Column,
-    SourceColumn,
-    connect_kind,
-    field_codec,
-    string_literal,
-)
+from mungmo_pipelines.core.connect.schema import DATE, DECIMAL, TIME, TIMESTAMP, connect_kind
+from mungmo_pipelines.core.connect.sink_types import string_literal
+from mungmo_pipelines.core.connect.source_types import field_codec
+from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn
 
 
 class Domain(StrEnum):
@@ -230,7 +222,7 @@ def jdbc_forms(db_timezone: str = "UTC") -> Callable[[TableColumn], ValueForm]:
     source mapping (``SOURCE_TYPES``), with the source connector's ``db.timezone``."""
 
     def form_of(column: TableColumn) -> ValueForm:
-        described = Column(
+        described = TableColumn(
             column.name,
             column.data_type,
             column.column_type,
@@ -238,7 +230,7 @@ def jdbc_forms(db_timezone: str = "UTC") -> Callable[[TableColumn], ValueForm]:
             column.numeric_precision,
             column.numeric_scale,
         )
-        kind = connect_kind(field_codec(SourceColumn.from_information_schema(described)).schema)
+        kind = connect_kind(field_codec(ResultColumn.from_table_column(described)).schema)
         if kind in ("int8", "int16", "int32", "int64", "boolean", DECIMAL):
             return ValueForm(Domain.NUMBER)
         if kind == "float":

@@ -11,14 +11,15 @@ times are compared in the sink's ``db.timezone`` and read in the source's.
 
 from __future__ import annotations
 
-from mungmo_pipelines.core.config import SinkConnectorConfig, SourceConnectorConfig
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.consistency.expressions import jdbc_forms
 from mungmo_pipelines.core.consistency.plan import TableSpec
 from mungmo_pipelines.core.consistency.policy import ModePolicy
-from mungmo_pipelines.core.source import SourceOffset
+from mungmo_pipelines.core.source.offsets import TimestampIncrementingOffset
 
 
-def jdbc_table_spec(source: SourceConnectorConfig, sink: SinkConnectorConfig, table: str) -> TableSpec:
+def jdbc_table_spec(source: JdbcSourceConfig, sink: JdbcSinkConfig, table: str) -> TableSpec:
     """The comparison of ``table`` (a table the source copies) with the table the sink writes it to."""
     columns = {name: name for name in sink.fields_whitelist} if sink.fields_whitelist else None
     key = sink.pk_fields if sink.pk_mode in ("record_value", "record_key") else ()
@@ -35,7 +36,7 @@ def jdbc_table_spec(source: SourceConnectorConfig, sink: SinkConnectorConfig, ta
 
 
 def jdbc_policy(
-    source: SourceConnectorConfig, incrementing_column: str | None = None, offset: SourceOffset | None = None
+    source: JdbcSourceConfig, incrementing_column: str | None = None, offset: TimestampIncrementingOffset | None = None
 ) -> ModePolicy:
     """The source's mode; in incrementing mode also its column (as the source resolved it) and stored
     offset, so a row the source has not sent yet is in flight rather than missing.

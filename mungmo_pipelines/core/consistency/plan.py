@@ -12,7 +12,6 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, replace
 
 from mungmo_pipelines.core.consistency.catalog import TableDescription
-from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.expressions import (
     BINARIES,
     INTEGERS,
@@ -25,8 +24,9 @@ from mungmo_pipelines.core.consistency.expressions import (
     compared_form,
     jdbc_forms,
 )
+from mungmo_pipelines.core.errors import ConsistencyError
 from mungmo_pipelines.core.mariadb.columns import TableColumn
-from mungmo_pipelines.core.source import quote
+from mungmo_pipelines.core.mariadb.dialect import quote
 
 SEPARATOR = "#"
 

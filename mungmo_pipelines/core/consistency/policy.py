@@ -23,8 +23,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.result import DIFFERENT, EXTRA, MISSING
+from mungmo_pipelines.core.errors import ConsistencyError
 
 _EXPLAINS = {
     "cdc": frozenset(),

@@ -24,6 +24,14 @@ class KeyRange:
     lower: Key | None
     upper: Key | None
 
+    @staticmethod
+    def inner_bounds(ranges: Sequence[KeyRange]) -> list[Key]:
+        """The keys between consecutive ``ranges`` (each range after the first has a lower bound)."""
+        bounds = [r.lower for r in ranges[1:]]
+        if any(bound is None for bound in bounds):
+            raise ValueError("only the first of consecutive key ranges may be unbounded below")
+        return [bound for bound in bounds if bound is not None]
+
     def split(self, boundaries: Sequence[Key]) -> list[KeyRange]:
         """This range cut at ``boundaries`` (interior keys, in key order)."""
         edges = [self.lower, *boundaries, self.upper]
@@ -35,7 +43,8 @@ def compare_sql(refs: Sequence[str], op: str, key: Key) -> Sql:
     if len(refs) == 1:
         return f"{refs[0]} {op} %s", [key[0]]
     strict = op[0]
-    terms, params = [], []
+    terms: list[str] = []
+    params: list[Any] = []
     for i, ref in enumerate(refs):
         last = i == len(refs) - 1
         parts = [f"{refs[j]} = %s" for j in range(i)] + [f"{ref} {op if last else strict} %s"]

@@ -152,10 +152,10 @@ class CheckResult:
 
     @classmethod
     def from_dict(cls, data: dict[str, Any]) -> CheckResult:
-        rows = {
+        rows: dict[str, Any] = {
             kind: [RowDifference.from_dict(d) for d in data[kind]] for kind in ("differences", "explained", "in_flight")
         }
-        plain = {k: v for k, v in data.items() if k not in rows and k != "stats"}
+        plain: dict[str, Any] = {k: v for k, v in data.items() if k not in rows and k != "stats"}
         return cls(**plain, **rows, stats=CheckStats(**data["stats"]))
 
     @classmethod

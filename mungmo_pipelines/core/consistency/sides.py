@@ -11,18 +11,20 @@ different servers; each is set up on its own.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
 from sqlalchemy import Engine
 
-from mungmo_pipelines.core.consistency.errors import ConsistencyError
 from mungmo_pipelines.core.consistency.expressions import session_zone
+from mungmo_pipelines.core.errors import ConsistencyError
+from mungmo_pipelines.core.mariadb.dialect import UNKNOWN_TIME_ZONE
+from mungmo_pipelines.core.mariadb.session import Cursor
 
 Rows = list[tuple[Any, ...]]
-_UNKNOWN_TIME_ZONE = 1298
 
 
 class Side:
@@ -40,7 +42,7 @@ class Side:
             self.query("SET SESSION TRANSACTION READ ONLY")
         except pymysql.err.OperationalError as err:
             self.close()
-            if err.args[0] == _UNKNOWN_TIME_ZONE:
+            if err.args[0] == UNKNOWN_TIME_ZONE:
                 raise ConsistencyError(
                     f"the {role} server does not know time zone {zone!r}: load its time zone tables "
                     "(mariadb-tzinfo-to-sql) or compare in UTC"
@@ -55,6 +57,13 @@ class Side:
         self.queries += 1
         self.seconds += time.perf_counter() - started
         return rows
+
+    @contextmanager
+    def cursor(self) -> Iterator[Cursor]:
+        """A cursor of this side's session, for the shared catalog readers."""
+        with self._conn.cursor() as cursor:
+            yield cursor
+        self.queries += 1
 
     def check_zone_conversion(self, zone_from: str, zone_to: str) -> None:
         """CONVERT_TZ returns NULL for a zone the server does not know, which would read as a difference

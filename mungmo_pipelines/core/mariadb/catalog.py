@@ -12,7 +12,8 @@ from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
 # The columns' query, for the current database (DATABASE()) or a named one (%s).
 _COLUMNS = (
     "SELECT COLUMN_NAME, DATA_TYPE, COLUMN_TYPE, IS_NULLABLE, NUMERIC_PRECISION, NUMERIC_SCALE, "
-    "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, IS_GENERATED "
+    "DATETIME_PRECISION, CHARACTER_MAXIMUM_LENGTH, CHARACTER_SET_NAME, COLUMN_DEFAULT, EXTRA, IS_GENERATED, "
+    "COLLATION_NAME "
     "FROM information_schema.COLUMNS WHERE TABLE_SCHEMA = {schema} AND TABLE_NAME = %s ORDER BY ORDINAL_POSITION"
 )
 _PRIMARY_KEY = (
@@ -67,6 +68,7 @@ def table_columns(cursor: Cursor, table: str, database: str | None = None) -> tu
             auto_increment="auto_increment" in (row[10] or "").lower(),
             generated=(row[11] or "NEVER") != "NEVER",
             labels=enum_labels(row[2]) if row[1].lower() in ("enum", "set") else (),
+            collation=row[12],
         )
         for row in cursor.fetchall()
     )
@@ -112,14 +114,16 @@ def read_table_schema(cursor: Cursor, database: str, table: str) -> TableSchema:
     return TableSchema(database, table, columns, primary_key(cursor, table, database))
 
 
-def table_indexes(cursor: Cursor, table: str, unique_only: bool = False) -> dict[str, tuple[str, ...]]:
-    """Index name -> its columns in order (``PRIMARY`` for the primary key)."""
+def table_indexes(
+    cursor: Cursor, table: str, unique_only: bool = False, database: str | None = None
+) -> dict[str, tuple[str, ...]]:
+    """Index name -> its columns in order, the primary key (``PRIMARY``) first."""
     cursor.execute(
         "SELECT INDEX_NAME, COLUMN_NAME FROM information_schema.STATISTICS "
-        "WHERE TABLE_SCHEMA = DATABASE() AND TABLE_NAME = %s"
+        f"WHERE TABLE_SCHEMA = {'DATABASE()' if database is None else '%s'} AND TABLE_NAME = %s"
         + (" AND NON_UNIQUE = 0" if unique_only else "")
-        + " ORDER BY INDEX_NAME, SEQ_IN_INDEX",
-        (table,),
+        + " ORDER BY INDEX_NAME = 'PRIMARY' DESC, INDEX_NAME, SEQ_IN_INDEX",
+        _params(database, table),
     )
     indexes: dict[str, tuple[str, ...]] = {}
     for index, column in cursor.fetchall():

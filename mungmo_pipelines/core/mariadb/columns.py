@@ -27,6 +27,7 @@ class TableColumn:
     datetime_precision: int | None = None
     character_maximum_length: int | None = None
     charset: str | None = None
+    collation: str | None = None
     # COLUMN_DEFAULT as MariaDB 10.2+ prints it: a quoted literal ('abc'), a number, NULL,
     # or an expression (current_timestamp()); None when the column has no default.
     default: str | None = None

@@ -11,8 +11,8 @@ from pymysql.constants import CLIENT
 from sqlalchemy import Engine, make_url
 
 from mungmo_pipelines.core.consistency import CheckResult, TableSpec, check_table
-from mungmo_pipelines.core.stack_env import mariadb_admin_url
-from tests.conftest import Sandbox
+from mungmo_pipelines.core.settings import mariadb_admin_url
+from tests.support.sandbox import Sandbox
 
 SEOUL = "Asia/Seoul"
 
