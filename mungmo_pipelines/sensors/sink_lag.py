@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.keys import lag_sensor_name
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.sink.lag import SinkLag, measure_lag
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 from mungmo_pipelines.sensors import DAEMON_LOOP_S, RUNNING, WAITING_TO_START, daemon_interval
@@ -76,7 +76,7 @@ def lag_cursor(lag: SinkLag) -> str:
     )
 
 
-def sink_lag_sensor(config: JdbcSinkConfig, job: str, other_writers: Sequence[str]) -> SensorDefinition:
+def sink_lag_sensor(config: SinkConfig, job: str, other_writers: Sequence[str]) -> SensorDefinition:
     """``job`` is the connector's own job; ``other_writers`` the other jobs that run it (pipelines, all)."""
 
     @sensor(

@@ -15,7 +15,7 @@ from typing import Any
 
 from pymysql.connections import Connection as PyMySQLConnection
 
-from mungmo_pipelines.core.config.jdbc_sink import InsertMode, JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import InsertMode, SinkConfig
 from mungmo_pipelines.core.connect.schema import describe_connect
 from mungmo_pipelines.core.connect.sink_types import column_ddl, column_holds, value_literal
 from mungmo_pipelines.core.errors import TableSchemaError, UnsupportedColumnType
@@ -81,7 +81,7 @@ def column_definition(schema: dict[str, Any], is_key: bool, zone: dt.tzinfo) -> 
 class TableManager:
     """Makes target tables fit each record shape once per run, before any row of it is written."""
 
-    def __init__(self, config: JdbcSinkConfig, zone: dt.tzinfo) -> None:
+    def __init__(self, config: SinkConfig, zone: dt.tzinfo) -> None:
         self.config = config
         self.zone = zone
         self._tables: dict[str, TargetTable | None] = {}
@@ -89,6 +89,14 @@ class TableManager:
 
     def exists(self, table: str) -> bool:
         return self._tables.get(table) is not None
+
+    def truncate(self, conn: PyMySQLConnection, table: str) -> bool:
+        """``TRUNCATE TABLE`` (DDL: it commits); ``False`` when the table does not exist, so nothing to empty."""
+        if self._describe(conn, table) is None:
+            return False
+        with conn.cursor() as cursor:
+            cursor.execute(f"TRUNCATE TABLE {quote(table)}")
+        return True
 
     def prepare(self, conn: PyMySQLConnection, shapes: Sequence[Shape]) -> None:
         """Create, evolve and check the tables of ``shapes`` (outside any transaction)."""
