@@ -6,6 +6,8 @@ Each reader works on the connection's current database (``DATABASE()``), through
 
 from __future__ import annotations
 
+import re
+
 from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn
 from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
 
@@ -55,9 +57,19 @@ def table_columns(cursor: Cursor, table: str) -> tuple[TableColumn, ...]:
             default=row[9],
             auto_increment="auto_increment" in (row[10] or "").lower(),
             generated=(row[11] or "NEVER") != "NEVER",
+            labels=type_labels(row[2]) if row[1].lower() in ("enum", "set") else (),
         )
         for row in cursor.fetchall()
     )
+
+
+_LABEL = re.compile(r"'((?:[^']|'')*)'")
+
+
+def type_labels(column_type: str) -> tuple[str, ...]:
+    """The labels of ``enum('a','it''s')`` / ``set(…)`` as ``COLUMN_TYPE`` prints them (quotes and
+    backslashes doubled)."""
+    return tuple(match[1].replace("''", "'").replace("\\\\", "\\") for match in _LABEL.finditer(column_type))
 
 
 def table_indexes(cursor: Cursor, table: str, unique_only: bool = False) -> dict[str, tuple[str, ...]]:

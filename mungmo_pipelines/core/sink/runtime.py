@@ -54,12 +54,13 @@ from sqlalchemy import Engine
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config.sink import ErrorsTolerance, SinkConfig
 from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure, qualified_name
-from mungmo_pipelines.core.errors import RecordRejected, SinkError, TableNameError
+from mungmo_pipelines.core.connect.sink_types import fraction_loss
+from mungmo_pipelines.core.errors import ConnectValueError, RecordRejected, SinkError, TableNameError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address
 from mungmo_pipelines.core.mariadb.dialect import database_message, is_data_error, is_transient
 from mungmo_pipelines.core.sink.offsets import OffsetStore, sink_consumer, starting_positions, topic_partitions_of
 from mungmo_pipelines.core.sink.records import TASK_PUT, RecordDecoder, RowChange, Shape
-from mungmo_pipelines.core.sink.tables import TableManager
+from mungmo_pipelines.core.sink.tables import NarrowColumn, TableManager
 from mungmo_pipelines.core.sink.writers import CountingCursor, Statement, TableStats, WriterSession, writer_for
 
 log = logging.getLogger(__name__)
@@ -459,6 +460,9 @@ class JdbcSink:
         statement = self._statement(shape)
         if statement is None:
             return
+        narrowed = self.tables.narrowed(shape)
+        if narrowed:
+            group = self._without_fraction_loss(shape, group, narrowed, failures)
         table_stats = stats.setdefault(shape.table, TableStats(shape.table))
         cursor.execute("SAVEPOINT sink_group")
         try:
@@ -477,6 +481,23 @@ class JdbcSink:
                     raise
                 message = f"writing to {shape.table!r} failed: {database_message(err)}"
                 failures.append(self._failure(change.record, TASK_PUT, err, message))
+
+    def _without_fraction_loss(
+        self, shape: Shape, group: list[RowChange], narrowed: Sequence[NarrowColumn], failures: list[Failure]
+    ) -> list[RowChange]:
+        """The changes whose temporal values fit their columns' fractional digits; the others are failures."""
+        kept = []
+        for change in group:
+            lost = next((c for c in narrowed if fraction_loss(change.row[c.position], c.digits)), None)
+            if lost is None:
+                kept.append(change)
+                continue
+            message = (
+                f"writing to {shape.table!r}: column {lost.name!r} is {lost.column_type}, which would drop the "
+                f"fractional seconds of {change.row[lost.position]}; widen the column"
+            )
+            failures.append(self._failure(change.record, TASK_PUT, ConnectValueError(message), message))
+        return kept
 
     def _execute(
         self, cursor: CountingCursor, shape: Shape, statement: Statement, group: Sequence[RowChange], stats: TableStats

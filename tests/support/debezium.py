@@ -1,0 +1,154 @@
+"""Debezium's golden records (tests/fixtures/debezium/, written by the real Debezium 3.5) replayed into test
+topics, the source tables they came from rebuilt in a test database, and Debezium JDBC sink bodies."""
+
+from __future__ import annotations
+
+import base64
+import json
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pymysql
+from pymysql.constants import CLIENT
+from sqlalchemy import make_url
+
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS, DebeziumSinkConfig
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
+from tests.support.sandbox import Sandbox
+
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
+
+
+@dataclass(frozen=True)
+class GoldenRecord:
+    """One record as Debezium wrote it: topic, offset, key and value bytes, headers."""
+
+    topic: str
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: tuple[tuple[str, bytes], ...]
+
+    @property
+    def event(self) -> dict[str, Any] | None:
+        """The value's payload (``{before, after, op, …}``), ``None`` for a tombstone."""
+        return None if self.value is None else json.loads(self.value)["payload"]
+
+
+def _bytes(line: dict[str, Any], field: str) -> bytes | None:
+    if f"{field}_base64" in line:
+        return base64.b64decode(line[f"{field}_base64"])
+    text = line.get(field)
+    return None if text is None else text.encode("utf-8")
+
+
+def golden_records(scenario: str, table: str) -> list[GoldenRecord]:
+    """The records of ``<prefix>.gold.<table>`` in the scenario, in offset order."""
+    records = []
+    for text in (FIXTURES / "records" / f"{scenario}.jsonl").read_text(encoding="utf-8").splitlines():
+        line = json.loads(text)
+        if line["topic"].endswith(f".gold.{table}"):
+            headers = tuple(
+                (key, b"" if value.get("text") is None else value["text"].encode())
+                for key, value in line.get("headers", [])
+            )
+            records.append(GoldenRecord(line["topic"], line["offset"], _bytes(line, "key"), _bytes(line, "value"), headers))
+    return sorted(records, key=lambda r: r.offset)
+
+
+def replay(sandbox: Sandbox, topic: str, records: Iterable[GoldenRecord]) -> None:
+    """Write the records' exact key, value and header bytes to ``topic`` (one partition, in order)."""
+    ensure_topic(sandbox.kafka, topic, 1)
+    producer = sandbox.kafka.producer(acks="all", linger_ms=5)
+    try:
+        for record in records:
+            producer.send(topic, key=record.key, value=record.value, headers=list(record.headers))
+        producer.flush()
+    finally:
+        producer.close()
+
+
+def statements(script: str) -> list[str]:
+    """The statements of schema.sql / changes.sql: each ends with ``;`` at the end of a line."""
+    found, current = [], []
+    for line in (FIXTURES / script).read_text(encoding="utf-8").splitlines():
+        if line.startswith("--") or not line.strip():
+            continue
+        current.append(line)
+        if line.rstrip().endswith(";"):
+            found.append("\n".join(current).rstrip().rstrip(";"))
+            current = []
+    return found
+
+
+def load_source(database: str, *scripts: str) -> None:
+    """Run schema.sql (and changes.sql) in ``database``, as the golden records' source ran them."""
+    url = make_url(mariadb_admin_url())
+    conn = pymysql.connect(
+        host=url.host,
+        port=url.port or 3306,
+        user=url.username,
+        password=url.password or "",
+        database=database,
+        charset="utf8mb4",
+        client_flag=CLIENT.MULTI_STATEMENTS,
+        autocommit=True,
+    )
+    try:
+        with conn.cursor() as cursor:
+            for script in scripts:
+                for statement in statements(script):
+                    cursor.execute(statement)
+    finally:
+        conn.close()
+
+
+@dataclass
+class DebeziumSinkCase:
+    """A target database and a Debezium JDBC sink connector on one topic of a sandbox."""
+
+    sandbox: Sandbox
+    database: str
+    topic: str
+
+    def body(self, **options: str) -> dict[str, Any]:
+        return {
+            "name": f"test-dbz-sink-{self.sandbox.suffix}",
+            "config": {
+                "connector.class": DEBEZIUM_SINK_CLASS,
+                "connection.url": self.sandbox.jdbc_url(self.database).replace("jdbc:mysql:", "jdbc:mariadb:"),
+                "connection.username": "mungmo",
+                "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+                "topics": self.topic,
+                **options,
+            },
+        }
+
+    def config(self, **options: str) -> DebeziumSinkConfig:
+        config = parse_connector(self.body(**options))
+        assert isinstance(config, DebeziumSinkConfig)
+        return config
+
+    def run(self, config: DebeziumSinkConfig) -> SinkRun:
+        return JdbcSink(config, self.sandbox.engine(self.database), self.sandbox.kafka).run()
+
+    @property
+    def table(self) -> str:
+        """The table ``collection.name.format=${topic}`` makes: the topic with ``.`` as ``_``."""
+        return self.topic.replace(".", "_")
+
+    def rows(self, sql: str | None = None) -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(self.database, sql or f"SELECT * FROM `{self.table}` ORDER BY 1")
+
+
+def new_debezium_case(sandbox: Sandbox, label: str) -> DebeziumSinkCase:
+    """A case whose topic is named like Debezium's, ``<prefix>.gold.<label>``."""
+    prefix = sandbox.topic("dbz")
+    topic = f"{prefix}.gold.{label}"
+    sandbox.topics.add(topic)
+    return DebeziumSinkCase(sandbox, sandbox.database("target"), topic)
