@@ -742,7 +742,7 @@ def sink_types_markdown() -> str:
         if row.connect == DECIMAL:
             others.append("a Decimal of smaller or equal scale")
         name = row.connect if row.fits else row.connect.rsplit(".", 1)[-1]
-        takes = f"columns of these types: {row.fits_doc}" if row.fits else ", ".join(others)
+        takes = row.fits_doc if row.fits else ", ".join(others)
         lines.append(f"| {name} | {row.column_doc} | {takes} | {row.written_as} |")
     return "\n".join(lines)
 
