@@ -75,6 +75,8 @@ class DebeziumSinkConfig(SinkConfig):
     TABLE_FORMAT_OPTION: ClassVar[str] = "collection.name.format"
     PK_MODE_OPTION: ClassVar[str] = "primary.key.mode"
     PK_FIELDS_OPTION: ClassVar[str] = "primary.key.fields"
+    AUTO_CREATE_OFF: ClassVar[str] = "schema.evolution=none"
+    AUTO_EVOLVE_OFF: ClassVar[str] = "schema.evolution=none"
     NO_EFFECT: ClassVar[dict[str, str]] = {
         "connection.provider": _NO_POOL,
         "connection.pool.min_size": _NO_POOL,

@@ -21,6 +21,8 @@ class JdbcSinkConfig(SinkConfig):
     TABLE_FORMAT_OPTION: ClassVar[str] = "table.name.format"
     PK_MODE_OPTION: ClassVar[str] = "pk.mode"
     PK_FIELDS_OPTION: ClassVar[str] = "pk.fields"
+    AUTO_CREATE_OFF: ClassVar[str] = "auto.create=false"
+    AUTO_EVOLVE_OFF: ClassVar[str] = "auto.evolve=false"
 
     table_name_format: str = option(
         "table.name.format",

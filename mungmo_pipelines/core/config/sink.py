@@ -56,6 +56,8 @@ class SinkConfig(JdbcConnectorConfig):
     TABLE_FORMAT_OPTION: ClassVar[str]
     PK_MODE_OPTION: ClassVar[str]
     PK_FIELDS_OPTION: ClassVar[str]
+    AUTO_CREATE_OFF: ClassVar[str]  # the setting that keeps tables from being created, and from evolving
+    AUTO_EVOLVE_OFF: ClassVar[str]
 
     topics: tuple[str, ...] = option("topics", Csv(), (), "topics to read (this or topics.regex)")
     topics_regex: str = option(

@@ -11,7 +11,6 @@ Kafka Connect error stage it failed in, which is what the dead-letter headers re
 from __future__ import annotations
 
 import datetime as dt
-import operator
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
@@ -88,12 +87,6 @@ class StructReader:
         )
         self._decimals = tuple(f["field"] for f in self.fields if connect_kind(f) == DECIMAL)
 
-    def pick(self, names: Sequence[str], what: str, hint: str) -> tuple[int, ...]:
-        missing = [n for n in names if n not in self.names]
-        if missing:
-            raise MalformedRecord(f"{hint} names {missing}, which the {what} schema lacks (it has {list(self.names)})")
-        return tuple(self.names.index(n) for n in names)
-
     def read(self, payload: Any, raw: bytes | None, what: str) -> list[Any]:
         """Column values of ``payload``; ``raw`` is the record's JSON whose payload ``payload`` is, parsed again
         if Decimals came as numbers (``None``: ``payload`` is part of a change event)."""
@@ -144,14 +137,12 @@ class RowPlan:
     build: Build  # (record, key payload, row payload) -> row
 
 
-def picker(indices: Sequence[int]) -> Callable[[Sequence[Any]], tuple[Any, ...]]:
-    """``values -> tuple(values[i] for i in indices)``, at C speed."""
-    if len(indices) == 1:
-        (index,) = indices
-        return lambda values: (values[index],)
-    if not indices:
-        return lambda values: ()
-    return operator.itemgetter(*indices)
+def positions(names: Sequence[str], wanted: Sequence[str], hint: str, what: str = "value") -> tuple[int, ...]:
+    """Where each of ``wanted`` is in ``names``; a missing one is a bad record naming ``hint``'s option."""
+    missing = [n for n in wanted if n not in names]
+    if missing:
+        raise MalformedRecord(f"{hint} names {missing}, which the {what} schema lacks (it has {list(names)})")
+    return tuple(names.index(n) for n in wanted)
 
 
 class RecordDecoder:
@@ -275,73 +266,77 @@ class RecordDecoder:
         return RowChange(record, plan.shape, plan.build(record, key[2], None))
 
     def _row_plan(self, topic: str, table: str, key: Message | None, event: Event) -> RowPlan:
-        """The plan for a row to write or, for a delete by the row's key fields, to delete."""
+        """The plan for a row to write or, for a delete by the row's key fields, to delete.
+
+        Only the fields that become columns are read (and checked): a field the connector leaves out
+        (``fields.whitelist``, ``field.exclude.list``) is never converted.
+        """
         config = self.config
         assert event.row is not None
-        reader = StructReader(struct_fields(event.row[1], "value"), self.zone)
+        fields = struct_fields(event.row[1], "value")
+        names = tuple(f["field"] for f in fields)
+        raw_value = self._events is None and not self._transforms  # the payload is the record's own value
+
+        def reader_of(wanted: Sequence[str]) -> Callable[[ConsumerRecord, Any], tuple[Any, ...]]:
+            reader = StructReader([fields[i] for i in positions(names, wanted, config.PK_FIELDS_OPTION)], self.zone)
+
+            def read(record: ConsumerRecord, payload: Any) -> tuple[Any, ...]:
+                return tuple(reader.read(payload, record.value if raw_value else None, "value"))
+
+            return read
+
         if event.op is Op.DELETE:  # primary.key.mode=record_value: the key fields of the row before
-            key_columns = config.pk_fields or reader.names
-            key_pick = reader.pick(key_columns, "value", config.PK_FIELDS_OPTION)
-            shape = self._intern(
-                Shape(table, True, tuple(key_columns), tuple(key_columns), tuple(reader.fields[i] for i in key_pick))
-            )
-            pick_key = picker(key_pick)
-            return RowPlan(shape, lambda record, key_payload, payload: pick_key(reader.read(payload, None, "value")))
+            key_columns = config.pk_fields or names
+            read_key_fields = reader_of(key_columns)
+            key_fields = tuple(fields[names.index(n)] for n in key_columns)
+            shape = self._intern(Shape(table, True, tuple(key_columns), tuple(key_columns), key_fields))
+            return RowPlan(shape, lambda record, key_payload, payload: read_key_fields(record, payload))
         build: Build
         if config.pk_mode is PkMode.RECORD_KEY:
             key_columns, key_fields, read_key = self._key_plan(topic, self._record_key(key))
         elif config.pk_mode is PkMode.RECORD_VALUE:
-            key_columns = config.pk_fields or tuple(n for n in reader.names if config.field_written(topic, n, True))
-            key_pick = reader.pick(key_columns, "value", config.PK_FIELDS_OPTION)
-            key_fields = tuple(reader.fields[i] for i in key_pick)
+            key_columns = config.pk_fields or tuple(n for n in names if config.field_written(topic, n, True))
+            positions(names, key_columns, config.PK_FIELDS_OPTION)
+            key_fields = tuple(fields[names.index(n)] for n in key_columns)
         elif config.pk_mode is PkMode.KAFKA:
             key_columns = config.pk_fields or KAFKA_PK_FIELDS
             key_fields = tuple(dict(s, field=n) for s, n in zip(KAFKA_PK_SCHEMAS, key_columns, strict=True))
         else:
             key_columns, key_fields = (), ()
-        rest = tuple(
-            i for i, n in enumerate(reader.names) if n not in key_columns and config.field_written(topic, n, False)
-        )
+        rest = tuple(n for n in names if n not in key_columns and config.field_written(topic, n, False))
         shape = self._intern(
             Shape(
                 table,
                 False,
-                (*key_columns, *(reader.names[i] for i in rest)),
+                (*key_columns, *rest),
                 tuple(key_columns),
-                (*key_fields, *(reader.fields[i] for i in rest)),
+                (*key_fields, *(fields[names.index(n)] for n in rest)),
             )
         )
-        pick_rest = picker(rest)
-        raw_value = self._events is None and not self._transforms  # the payload is the record's own value
-
-        def read_rest(record: ConsumerRecord, payload: Any) -> tuple[Any, ...]:
-            return pick_rest(reader.read(payload, record.value if raw_value else None, "value"))
-
         if config.pk_mode is PkMode.RECORD_KEY:
+            read_rest = reader_of(rest)
 
             def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
                 return read_key(record, key_payload) + read_rest(record, payload)
 
         elif config.pk_mode is PkMode.RECORD_VALUE:
-            pick_row = picker((*key_pick, *rest))
+            read_row = reader_of((*key_columns, *rest))
 
             def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
-                return pick_row(reader.read(payload, record.value if raw_value else None, "value"))
+                return read_row(record, payload)
 
         elif config.pk_mode is PkMode.KAFKA:
+            read_rest = reader_of(rest)
 
             def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
-                return (
-                    string_literal(record.topic),
-                    str(record.partition),
-                    str(record.offset),
-                    *read_rest(record, payload),
-                )
+                coordinates = (string_literal(record.topic), str(record.partition), str(record.offset))
+                return coordinates + read_rest(record, payload)
 
         else:
+            read_columns = reader_of(rest)
 
             def build(record: ConsumerRecord, key_payload: Any, payload: Any) -> tuple[Any, ...]:
-                return read_rest(record, payload)
+                return read_columns(record, payload)
 
         return RowPlan(shape, build)
 
@@ -350,15 +345,17 @@ class RecordDecoder:
         schema = key[1] or {}
         pk_fields = self.config.pk_fields
         if schema.get("type") == "struct":
-            reader = StructReader(struct_fields(schema, "key"), self.zone)
-            names = pk_fields or tuple(n for n in reader.names if self.config.field_written(topic, n, True))
-            pick = reader.pick(names, "key", self.config.PK_FIELDS_OPTION)
-            pick_key = picker(pick)
+            fields = struct_fields(schema, "key")
+            all_names = tuple(f["field"] for f in fields)
+            names = pk_fields or tuple(n for n in all_names if self.config.field_written(topic, n, True))
+            reader = StructReader(
+                [fields[i] for i in positions(all_names, names, self.config.PK_FIELDS_OPTION, "key")], self.zone
+            )
 
             def read_struct(record: ConsumerRecord, key_payload: Any) -> tuple[Any, ...]:
-                return pick_key(reader.read(key_payload, record.key, "key"))
+                return tuple(reader.read(key_payload, record.key, "key"))
 
-            return tuple(names), tuple(reader.fields[i] for i in pick), read_struct
+            return tuple(names), reader.fields, read_struct
         if len(pk_fields) != 1:
             raise MalformedRecord(
                 f"the key is a primitive {schema.get('type')!r}, so {self.config.PK_FIELDS_OPTION} must name exactly "

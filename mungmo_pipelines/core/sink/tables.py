@@ -153,7 +153,7 @@ class TableManager:
             if not config.auto_create:
                 raise TableSchemaError(
                     f"connector {config.name!r}: table {config.connection.database}.{shape.table} does not exist "
-                    "and auto.create=false"
+                    f"and {config.AUTO_CREATE_OFF}"
                 )
             definitions = [column_definition(f, f["field"] in shape.key_columns, self.zone) for f in shape.fields]
             if shape.key_columns:
@@ -190,13 +190,13 @@ class TableManager:
         if not config.auto_evolve:
             raise TableSchemaError(
                 f"connector {config.name!r}: table {target.label()} lacks column(s) {names} that the records carry, "
-                "and auto.evolve=false"
+                f"and {config.AUTO_EVOLVE_OFF}"
             )
         for field in missing:
             if field["field"] in shape.key_columns:
                 raise TableSchemaError(
                     f"connector {config.name!r}: table {target.label()} lacks key column {field['field']!r} "
-                    f"({describe_connect(field)}); auto.evolve adds value columns, never primary-key columns"
+                    f"({describe_connect(field)}); the sink adds value columns, never primary-key columns"
                 )
             if not field.get("optional", False) and field.get("default") is None:
                 raise TableSchemaError(
