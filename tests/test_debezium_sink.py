@@ -346,3 +346,40 @@ def test_jdbc_sink_with_legacy_unwrap_options(sandbox: Sandbox) -> None:
     replay(sandbox, case.topic, golden_records("default", "sink_flow"))
     run = run_jdbc(case, body, **{**UNWRAP, "transforms.unwrap.delete.handling.mode": "drop"})
     assert [row[0] for row in case.rows()] == [1, 2, 3, 4, 20] and run.skipped == 4
+
+
+def test_fractional_seconds_a_narrower_column_would_drop_are_refused(sandbox: Sandbox) -> None:
+    """MariaDB drops fractional seconds beyond a column's precision without a warning, even in strict mode."""
+    case = new_debezium_case(sandbox, "sink_flow")
+    sandbox.execute(
+        case.database,
+        f"CREATE TABLE `{case.table}` (id INT NOT NULL PRIMARY KEY, name VARCHAR(30) NOT NULL, "
+        "amount DECIMAL(10,2) NULL, seen DATETIME NULL, stamp TIMESTAMP(6) NULL)",
+    )
+    replay(sandbox, case.topic, golden_records("default", "sink_flow"))
+    dlq = sandbox.topic("dlq")
+    case.run(case.config(**CDC, **{"errors.tolerance": "all", "errors.deadletterqueue.topic.name": dlq}))
+    letters = dead_letters(sandbox, dlq)
+    # r 1 (.125), c 4 (.5) and u 1 (.125) carry milliseconds; r 3's 00:00:00.000 fits.
+    assert sorted(letters) == [0, 3, 4]
+    assert (
+        "column 'seen' is DATETIME, which would drop the fractional seconds of '2026-01-01 09:00:00.125000'"
+        in (letters[0])
+    )
+    assert [row[0] for row in case.rows()] == [20]  # 2 became 20; 3 was written, then deleted
+
+
+def test_column_defaults_come_from_debeziums_schema(sandbox: Sandbox) -> None:
+    case = new_debezium_case(sandbox, "defaults")
+    replay(sandbox, case.topic, golden_records("default", "defaults"))
+    case.run(case.config(**CDC))
+    create = sandbox.rows(case.database, f"SHOW CREATE TABLE `{case.table}`")[0][1]
+    lines = {line.split()[0].strip("`"): line for line in column_lines(create)}
+    assert lines["d_int"] == "`d_int` int(11) NOT NULL DEFAULT 42"
+    assert lines["d_enum"] == "`d_enum` enum('a','b','c') NOT NULL DEFAULT 'b'"
+    assert lines["d_time"] == "`d_time` time(6) NOT NULL DEFAULT '-01:02:03.500000'"
+    assert lines["d_datetime"] == "`d_datetime` datetime(6) NOT NULL DEFAULT '2001-02-03 04:05:06.789000'"
+    assert lines["d_timestamp_lit"] == "`d_timestamp_lit` timestamp(6) NOT NULL DEFAULT '2020-01-01 00:00:00.000000'"
+    # CURRENT_TIMESTAMP arrives as the epoch, which no TIMESTAMP column holds: the column gets no default.
+    assert lines["d_timestamp"] == "`d_timestamp` timestamp(6) NOT NULL"
+    assert [row[0] for row in case.rows()] == [1, 2]
