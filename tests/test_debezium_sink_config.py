@@ -3,6 +3,7 @@ option names and defaults, the options that mean nothing here accepted, everythi
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
@@ -261,3 +262,21 @@ def test_debezium_sink_takes_the_same_transforms() -> None:
         },
     )
     assert config.transform_chain[0].on_delete is OnDelete.REWRITE
+
+
+def test_a_debezium_sink_body_becomes_assets_a_job_and_a_lag_sensor(tmp_path: Path) -> None:
+    from dagster import AssetKey
+
+    from mungmo_pipelines.core.config.loader import load_connectors
+    from mungmo_pipelines.definitions import build_definitions
+
+    body = {"name": "cdc-sink", "config": {**BASE, "collection.name.format": "${source.table}"}}
+    (tmp_path / "cdc-sink.json").write_text(json.dumps(body))
+    connectors = load_connectors(tmp_path, ENV)
+    assert [type(sink) for sink in connectors.sinks] == [DebeziumSinkConfig]
+    defs = build_definitions(connectors)
+    graph = defs.resolve_asset_graph()
+    table = AssetKey(["mungmoMember", "test001"])  # ${source.table} of mungmo.mungMo.test001
+    assert graph.get(table).parent_keys == {AssetKey(["kafka", "mungmo.mungMo.test001"])}
+    assert "cdc_sink" in {job.name for job in defs.resolve_all_job_defs()}
+    assert "cdc_sink_lag_sensor" in {sensor.name for sensor in defs.sensors or ()}
