@@ -10,6 +10,8 @@ from typing import Any
 import pytest
 from kafka.consumer.fetcher import ConsumerRecord
 
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.connect.json_converter import dumps
@@ -23,29 +25,19 @@ FLOW = golden_records("default", "sink_flow")  # r 1, r 2, r 3, c 4, u 1, d 3, t
 UNWRAP = {"transforms": "unwrap", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}
 
 
-def debezium(**options: str) -> SinkConfig:
-    body = {
-        "connector.class": "io.debezium.connector.jdbc.JdbcSinkConnector",
-        "connection.url": "jdbc:mariadb://db:3306/target",
-        "connection.username": "u",
-        "topics": TOPIC,
-        **options,
-    }
-    parsed = parse_connector({"name": "unit", "config": body}, environ={})
+def sink_config(connector_class: str, **options: str) -> SinkConfig:
+    body = {"connector.class": connector_class, "connection.url": "jdbc:mariadb://db:3306/target", "topics": TOPIC}
+    parsed = parse_connector({"name": "unit", "config": {**body, **options}}, environ={})
     assert isinstance(parsed, SinkConfig)
     return parsed
+
+
+def debezium(**options: str) -> SinkConfig:
+    return sink_config(DEBEZIUM_SINK_CLASS, **{"connection.username": "u", **options})
 
 
 def jdbc(**options: str) -> SinkConfig:
-    body = {
-        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-        "connection.url": "jdbc:mariadb://db:3306/target",
-        "topics": TOPIC,
-        **options,
-    }
-    parsed = parse_connector({"name": "unit", "config": body}, environ={})
-    assert isinstance(parsed, SinkConfig)
-    return parsed
+    return sink_config(JDBC_SINK_CLASS, **options)
 
 
 def consumer_record(golden: GoldenRecord, value: bytes | None = None, topic: str = TOPIC) -> ConsumerRecord:

@@ -10,17 +10,14 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import pymysql
 from confluent_kafka import Producer
-from pymysql.constants import CLIENT
-from sqlalchemy import make_url
 
 from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS, DebeziumSinkConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.kafka.topics import ensure_topic
-from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
 from tests.support.sandbox import Sandbox
+from tests.support.source import writer
 
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures" / "debezium"
 
@@ -96,22 +93,13 @@ def statements(script: str) -> list[str]:
 
 def load_source(database: str, *scripts: str) -> None:
     """Run schema.sql (and changes.sql) in ``database``, as the golden records' source ran them."""
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-        charset="utf8mb4",
-        client_flag=CLIENT.MULTI_STATEMENTS,
-        autocommit=True,
-    )
+    conn = writer(database)
     try:
         with conn.cursor() as cursor:
             for script in scripts:
                 for statement in statements(script):
                     cursor.execute(statement)
+        conn.commit()
     finally:
         conn.close()
 
