@@ -74,16 +74,25 @@ class StructReader:
     """Reads one struct schema's payloads into column values, checking each against its field type.
 
     A null or missing value takes the field's default (Kafka Connect's ``replace.null.with.default``);
-    a null in a field that is neither optional nor defaulted is rejected.
+    a null in a field that is neither optional nor defaulted is rejected. ``keep_nulls``: a null in an
+    optional field stays null, as the row of a change event must (its source column held NULL).
     """
 
-    def __init__(self, fields: Sequence[dict[str, Any]], zone: dt.tzinfo, primitive: bool = False) -> None:
+    def __init__(
+        self, fields: Sequence[dict[str, Any]], zone: dt.tzinfo, primitive: bool = False, keep_nulls: bool = False
+    ) -> None:
         """``primitive``: one field whose payload is the message's whole payload (a primitive key)."""
         self.fields = tuple(fields)
         self.primitive = primitive
         self.names = tuple(f["field"] for f in self.fields)
         self._steps = tuple(
-            (f["field"], bool(f.get("optional", False)), f.get("default"), value_literal(f, zone)) for f in self.fields
+            (
+                f["field"],
+                bool(f.get("optional", False)),
+                None if keep_nulls and f.get("optional", False) else f.get("default"),
+                value_literal(f, zone),
+            )
+            for f in self.fields
         )
         self._decimals = tuple(f["field"] for f in self.fields if connect_kind(f) == DECIMAL)
 
@@ -276,9 +285,12 @@ class RecordDecoder:
         fields = struct_fields(event.row[1], "value")
         names = tuple(f["field"] for f in fields)
         raw_value = self._events is None and not self._transforms  # the payload is the record's own value
+        # A change event's row is the source row: a NULL stays NULL even where the column has a default.
+        change_event = not raw_value
 
         def reader_of(wanted: Sequence[str]) -> Callable[[ConsumerRecord, Any], tuple[Any, ...]]:
-            reader = StructReader([fields[i] for i in positions(names, wanted, config.PK_FIELDS_OPTION)], self.zone)
+            wanted_fields = [fields[i] for i in positions(names, wanted, config.PK_FIELDS_OPTION)]
+            reader = StructReader(wanted_fields, self.zone, keep_nulls=change_event)
 
             def read(record: ConsumerRecord, payload: Any) -> tuple[Any, ...]:
                 return tuple(reader.read(payload, record.value if raw_value else None, "value"))
