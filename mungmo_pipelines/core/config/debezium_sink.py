@@ -208,7 +208,6 @@ class DebeziumSinkConfig(SinkConfig):
 
     @property
     def table_from_events(self) -> bool:
-        """Whether table names come from each event's ``source`` block, not from the topic alone."""
         return SOURCE_PLACEHOLDER.search(self.collection_name_format) is not None
 
     def validate(self) -> None:

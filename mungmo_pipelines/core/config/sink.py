@@ -14,7 +14,7 @@ import functools
 import re
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from mungmo_pipelines.core.config.base import JdbcConnectorConfig
 from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Regex, Text, option, option_group
@@ -167,6 +167,15 @@ class SinkConfig(JdbcConnectorConfig):
     def table_for(self, topic: str) -> str:
         """The target table of ``topic``'s records (for Debezium's sink, as far as the topic tells)."""
         raise NotImplementedError
+
+    @property
+    def table_from_events(self) -> bool:
+        """Whether table names come from each change event's ``source`` block, not from the topic alone."""
+        return False
+
+    def table_name(self, topic: str, source: dict[str, Any] | None) -> str:
+        """The table of a record of ``topic`` whose change event has the ``source`` block given."""
+        return self.table_for(topic)
 
     def field_written(self, topic: str, field_name: str, in_key: bool) -> bool:
         """Whether a record field becomes a column (``fields.whitelist``, ``field.include.list``…)."""

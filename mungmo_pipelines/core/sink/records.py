@@ -18,7 +18,6 @@ from typing import Any, NamedTuple
 import orjson
 from kafka.consumer.fetcher import ConsumerRecord
 
-from mungmo_pipelines.core.config.debezium_sink import DebeziumSinkConfig
 from mungmo_pipelines.core.config.sink import PkMode, SinkConfig
 from mungmo_pipelines.core.connect.json_converter import EnvelopeReader, exact_numbers, struct_fields
 from mungmo_pipelines.core.connect.schema import DECIMAL, connect_kind
@@ -164,7 +163,7 @@ class RecordDecoder:
         self._values = EnvelopeReader("value", VALUE_CONVERTER)
         self._transforms = tuple(UnwrapTransform(settings) for settings in config.transform_chain)
         self._events = ChangeEventReader(config) if config.reads_change_events else None
-        self._tables_from_events = isinstance(config, DebeziumSinkConfig) and config.table_from_events
+        self._tables_from_events = config.table_from_events
         self._plans: dict[tuple[str, str, bytes, bytes], RowPlan] = {}
         self._tables: dict[str, str] = {}
         self._checked_tables: set[str] = set()
@@ -226,17 +225,17 @@ class RecordDecoder:
             return self.table(topic)
         if event.source is None:
             return None  # not a change event: Debezium's sink finds no table name for it and skips it
-        assert isinstance(self.config, DebeziumSinkConfig)
+        config = self.config
         try:
-            table = self.config.table_name(topic, event.source)
+            table = config.table_name(topic, event.source)
         except ValueError as err:
             raise MalformedRecord(str(err)) from None
         if table not in self._checked_tables:
             problem = identifier_problem(table)
             if problem:
                 raise TableNameError(
-                    f"connector {self.config.name!r}: collection.name.format {self.config.collection_name_format!r} "
-                    f"makes table name {table!r}: {problem}"
+                    f"connector {config.name!r}: {config.TABLE_FORMAT_OPTION} {config.table_format!r} makes table "
+                    f"name {table!r}: {problem}"
                 )
             self._checked_tables.add(table)
         return table
