@@ -78,7 +78,8 @@ class ChangeEventReader:
         self.delete_enabled = config.delete_enabled
         self.truncate_enabled = config.truncate_enabled
         self.deletes_by_key = config.pk_mode is PkMode.RECORD_KEY
-        self._rows: dict[bytes, tuple[Message, Message]] = {}  # envelope identity -> (after, before) templates
+        # value schema identity -> the (after, before) row templates of a change event, or None for a plain row
+        self._rows: dict[bytes, tuple[Message, Message] | None] = {}
 
     def read(self, value: Message | None) -> Event:
         if value is None or value[2] is None:
@@ -86,21 +87,11 @@ class ChangeEventReader:
             # key; with primary.key.mode=record_value there is nothing to delete by, so it is skipped.
             return Event(Op.DELETE) if self.delete_enabled and self.deletes_by_key else SKIPPED
         identity, schema, payload = value
-        templates = self._rows.get(identity)
+        if identity not in self._rows:
+            self._rows[identity] = self._templates(identity, schema)
+        templates = self._rows[identity]
         if templates is None:
-            if schema is not None and SCHEMA_CHANGE_VALUE in str(schema.get("name") or ""):
-                raise MalformedRecord(
-                    f"a schema change event ({schema.get('name')}), which the JDBC sink cannot write: leave the "
-                    "schema change topic (topic.prefix alone) out of topics/topics.regex"
-                )
-            unnamed_event = schema is not None and not schema.get("name") and _field_schema(schema, "op") is not None
-            if not (is_envelope(schema) or unnamed_event):
-                return Event(Op.WRITE, value)  # a row as it is (already unwrapped)
-            assert schema is not None
-            templates = self._rows[identity] = (
-                (identity + b"#after", _struct_of(schema, "after"), None),
-                (identity + b"#before", _struct_of(schema, "before"), None),
-            )
+            return Event(Op.WRITE, value)  # a row as it is (already unwrapped)
         if type(payload) is not dict:
             raise MalformedRecord(f"change event payload must be an object, got {type(payload).__name__}")
         op = payload.get("op")
@@ -122,6 +113,23 @@ class ChangeEventReader:
         if op == "t":
             return Event(Op.TRUNCATE, None, source) if self.truncate_enabled else SKIPPED
         raise MalformedRecord(f"change event op={op!r}: expected c, r, u, d or t")
+
+    @staticmethod
+    def _templates(identity: bytes, schema: dict[str, Any] | None) -> tuple[Message, Message] | None:
+        """The ``after`` and ``before`` row schemas of a change event's value schema; ``None`` for a plain row."""
+        name = str((schema or {}).get("name") or "")
+        if SCHEMA_CHANGE_VALUE in name:
+            raise MalformedRecord(
+                f"a schema change event ({name}), which the JDBC sink cannot write: leave the schema change "
+                "topic (topic.prefix alone) out of topics/topics.regex"
+            )
+        unnamed_event = schema is not None and not name and _field_schema(schema, "op") is not None
+        if schema is None or not (is_envelope(schema) or unnamed_event):
+            return None
+        return (
+            (identity + b"#after", _struct_of(schema, "after"), None),
+            (identity + b"#before", _struct_of(schema, "before"), None),
+        )
 
 
 class Dropped:
