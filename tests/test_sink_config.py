@@ -98,7 +98,13 @@ def test_every_documented_sink_option_is_accepted() -> None:
     [
         ({"quote.sql.identifiers": "never"}, "quote.sql.identifiers", "not an option this connector supports"),
         ({"errors.retry.timeout": "1000"}, "errors.retry.timeout", "not an option this connector supports"),
-        ({"transforms": "unwrap"}, "transforms", "not an option this connector supports"),
+        ({"transforms": "unwrap"}, "transforms", "transforms.unwrap.type: required"),
+        (
+            {"transforms": "route", "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter"},
+            "transforms",
+            "'org.apache.kafka.connect.transforms.RegexRouter' is not supported here",
+        ),
+        ({"transforms.unwrap.type": "x"}, "transforms", "transforms.unwrap.type: names no transform listed"),
         ({"insert.mode": "merge"}, "insert.mode", "expected one of insert, upsert, update"),
         ({"pk.mode": "record_value", "insert.mode": "update", "topics": ""}, "topics", "exactly one of"),
         ({"table.name.format": "x" * 65}, "table.name.format", "expected 1 to 64 characters"),

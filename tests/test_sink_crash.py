@@ -5,61 +5,31 @@ target table exactly what the topic says: no duplicate, no gap, even for plain i
 from __future__ import annotations
 
 import json
-import os
 import signal
 import subprocess
-import sys
 import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
 
-from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
-from mungmo_pipelines.core.sink.offsets import OFFSETS_TABLE
 from tests.support.sandbox import Sandbox
 from tests.support.sink import SinkCase, headers_of, member, new_case, read_topic, tombstone
+from tests.support.sink_process import finish, start_sink
+from tests.support.sink_process import stored_total as stored_in
 
-ROOT = Path(__file__).resolve().parents[1]
 BAD = (None, b"not json")
 
 
-def sink_process(case: SinkCase, tmp_path: Path, fault: str | None = None, **options: str) -> subprocess.Popen:
+def sink_process(case: SinkCase, tmp_path: Path, fault: str | None = None, **options: str) -> subprocess.Popen[str]:
     body = case.sandbox.sink_body(
         case.database, topics=case.topic, **{k.replace("_", "."): v for k, v in options.items()}
     )
-    path = tmp_path / "sink.json"
-    path.write_text(json.dumps(body))
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop(FAULT_INJECTION_ENV, None)
-    if fault:
-        env[FAULT_INJECTION_ENV] = fault
-    return subprocess.Popen(
-        [sys.executable, "-m", "tests.support.sink_process", str(path)],
-        cwd=ROOT,
-        env=env,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
-
-
-def finish(process: subprocess.Popen) -> int:
-    _, stderr = process.communicate(timeout=120)
-    assert process.returncode in (0, -signal.SIGKILL), stderr
-    return process.returncode
+    return start_sink(body, tmp_path, fault)
 
 
 def stored_total(case: SinkCase) -> int:
-    """The sum of stored next offsets: how many records the committed batches cover."""
-    exists = case.sandbox.rows(
-        case.database,
-        "SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() "
-        f"AND TABLE_NAME = '{OFFSETS_TABLE}'",
-    )
-    if not exists[0][0]:
-        return 0
-    return int(case.sandbox.rows(case.database, f"SELECT COALESCE(SUM(next_offset), 0) FROM {OFFSETS_TABLE}")[0][0])
+    return stored_in(case.sandbox, case.database)
 
 
 INSERT = {"auto_create": "true", "batch_size": "50"}

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dagster import AssetKey
 
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import connector_identifier
+from mungmo_pipelines.core.config.sink import SinkConfig
 
 
 def table_key(database: str, table: str) -> AssetKey:
@@ -27,7 +27,7 @@ def pipeline_job_name(source: JdbcSourceConfig) -> str:
     return f"{job_name(source.name)}_pipeline"
 
 
-def lag_sensor_name(sink: JdbcSinkConfig) -> str:
+def lag_sensor_name(sink: SinkConfig) -> str:
     return f"{job_name(sink.name)}_lag_sensor"
 
 

@@ -14,7 +14,7 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
 from mungmo_pipelines.core.topology import SinkNode
 from mungmo_pipelines.operations.gate import skipped_for_state
@@ -45,7 +45,7 @@ def sink_connector_asset(node: SinkNode) -> AssetsDefinition:
             return
         run = JdbcSink(config, mariadb.engine(config.connection), kafka.settings()).run()
         context.log.info(
-            f"{config.name}: {run.records} records in {run.batches} batches, "
+            f"{config.name}: {run.records} records ({run.skipped} changing nothing) in {run.batches} batches, "
             f"lag {run.lag_before()} -> {run.lag_after()}, {run.seconds:.2f}s"
         )
         for topic in run.missing_topics:
@@ -61,6 +61,7 @@ def sink_connector_asset(node: SinkNode) -> AssetsDefinition:
                     "rows_inserted": stats.inserted,
                     "rows_updated": stats.updated,
                     "rows_deleted": stats.deleted,
+                    "truncates": stats.truncated,
                     "records_dead_lettered": stats.dead_lettered,
                     "lag_before": run.lag_before(topic),
                     "lag_after": run.lag_after(topic),
@@ -77,7 +78,7 @@ def partition_json(by_partition: dict[int, int]) -> MetadataValue:
     return MetadataValue.json({str(partition): offset for partition, offset in by_partition.items()})
 
 
-def topic_metadata(config: JdbcSinkConfig, run: SinkRun, topic: str) -> dict[str, Any]:
+def topic_metadata(config: SinkConfig, run: SinkRun, topic: str) -> dict[str, Any]:
     """What the topic looks like from one sink connector: partitions, end offsets, that sink's lag."""
     return {
         "partitions": len(run.end_offsets(topic)),

@@ -12,9 +12,10 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from mungmo_pipelines.core.config.debezium_sink import DebeziumSinkConfig
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
-from mungmo_pipelines.core.config.options import options_markdown
+from mungmo_pipelines.core.config.options import no_effect_markdown, options_markdown
 from mungmo_pipelines.core.connect.sink_types import sink_types_markdown
 from mungmo_pipelines.core.connect.source_types import source_types_markdown
 from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
@@ -22,7 +23,11 @@ from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
 # page (relative to the project root) -> block name -> what renders it
 GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     "docs/source.md": {"jdbc-source-options": lambda: options_markdown(JdbcSourceConfig)},
-    "docs/sink.md": {"jdbc-sink-options": lambda: options_markdown(JdbcSinkConfig)},
+    "docs/sink.md": {
+        "jdbc-sink-options": lambda: options_markdown(JdbcSinkConfig),
+        "debezium-sink-options": lambda: options_markdown(DebeziumSinkConfig),
+        "debezium-sink-no-effect": lambda: no_effect_markdown(DebeziumSinkConfig.NO_EFFECT),
+    },
     "docs/types.md": {"source-types": source_types_markdown, "sink-types": sink_types_markdown},
     "docs/stack.md": {"settings": settings_markdown},
 }

@@ -13,9 +13,9 @@ from dataclasses import dataclass
 from sqlalchemy import create_engine
 
 from mungmo_pipelines.core import settings
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import Connectors
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.source.jdbc import source_tables
 
 log = logging.getLogger(__name__)
@@ -67,7 +67,7 @@ class SourceNode:
 class SinkNode:
     """A sink connector and the topics it reads: explicit ones, or the known topics ``topics.regex`` matches."""
 
-    config: JdbcSinkConfig
+    config: SinkConfig
     topics: tuple[str, ...]
 
 
@@ -76,7 +76,7 @@ class Pipeline:
     """A source and every sink that reads a topic it may produce: one run replicates end to end."""
 
     source: JdbcSourceConfig
-    sinks: tuple[JdbcSinkConfig, ...]
+    sinks: tuple[SinkConfig, ...]
 
 
 @dataclass(frozen=True)
@@ -113,5 +113,5 @@ class Topology:
     def pipeline_of(self, source: JdbcSourceConfig) -> Pipeline | None:
         return next((p for p in self.pipelines if p.source.name == source.name), None)
 
-    def pipelines_with(self, sink: JdbcSinkConfig) -> list[Pipeline]:
+    def pipelines_with(self, sink: SinkConfig) -> list[Pipeline]:
         return [p for p in self.pipelines if any(s.name == sink.name for s in p.sinks)]

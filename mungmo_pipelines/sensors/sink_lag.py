@@ -33,7 +33,7 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.keys import lag_sensor_name
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.sink.lag import SinkLag, measure_lag
 from mungmo_pipelines.operations.gate import not_running_reason
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
@@ -77,7 +77,7 @@ def lag_cursor(lag: SinkLag) -> str:
     )
 
 
-def sink_lag_sensor(config: JdbcSinkConfig, job: str, other_writers: Sequence[str]) -> SensorDefinition:
+def sink_lag_sensor(config: SinkConfig, job: str, other_writers: Sequence[str]) -> SensorDefinition:
     """``job`` is the connector's own job; ``other_writers`` the other jobs that run it (pipelines, all)."""
 
     @sensor(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from typing import ClassVar
 
 from mungmo_pipelines.core.config.options import (
     JSON_CONVERTER,
@@ -30,10 +31,21 @@ class JdbcUrl(Kind[str]):
 
 @dataclass(frozen=True, kw_only=True)
 class ConnectorConfig:
-    """A validated connector body; subclasses declare their options with :func:`option`."""
+    """A validated connector body; subclasses declare their options with :func:`option`.
+
+    ``NO_EFFECT`` lists options the connector class has that mean nothing here (a connection
+    pool, another database's dialect): accepted and ignored, with why; a name ending in ``*``
+    stands for every option starting with what precedes it.
+    """
+
+    NO_EFFECT: ClassVar[dict[str, str]] = {}
 
     name: str
     origin: str = ""
+
+    @classmethod
+    def has_no_effect(cls, key: str) -> bool:
+        return any(key == name or (name.endswith("*") and key.startswith(name[:-1])) for name in cls.NO_EFFECT)
 
     def fail(self, field_name: str | None, problem: str) -> ConnectorConfigError:
         return ConnectorConfigError(self.name, field_name, problem, self.origin)

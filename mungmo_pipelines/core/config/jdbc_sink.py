@@ -2,64 +2,34 @@
 
 from __future__ import annotations
 
-import re
 from dataclasses import dataclass
-from enum import StrEnum
+from typing import ClassVar
 
-from mungmo_pipelines.core.config.base import JdbcConnectorConfig
-from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Regex, Text, option
-from mungmo_pipelines.core.mariadb.dialect import identifier_problem
+from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Text, option
+from mungmo_pipelines.core.config.sink import ErrorsTolerance, InsertMode, PkMode, SinkConfig
 
 JDBC_SINK_CLASS = "io.confluent.connect.jdbc.JdbcSinkConnector"
 TOPIC_PLACEHOLDER = "${topic}"
 
-
-class InsertMode(StrEnum):
-    """How the sink writes a record's row."""
-
-    INSERT = "insert"
-    UPSERT = "upsert"
-    UPDATE = "update"
-
-
-class PkMode(StrEnum):
-    """Where the sink takes a row's primary key from."""
-
-    NONE = "none"
-    KAFKA = "kafka"
-    RECORD_KEY = "record_key"
-    RECORD_VALUE = "record_value"
-
-
-class ErrorsTolerance(StrEnum):
-    NONE = "none"
-    ALL = "all"
+__all__ = ["JDBC_SINK_CLASS", "ErrorsTolerance", "InsertMode", "JdbcSinkConfig", "PkMode"]
 
 
 @dataclass(frozen=True, kw_only=True)
-class JdbcSinkConfig(JdbcConnectorConfig):
+class JdbcSinkConfig(SinkConfig):
     """A validated ``JdbcSinkConnector`` body."""
 
-    topics: tuple[str, ...] = option("topics", Csv(), (), "topics to read (this or topics.regex)")
-    topics_regex: str = option(
-        "topics.regex",
-        Regex(),
-        "",
-        "topics to read, as a regular expression matched against the broker's topics at each run (internal `__` "
-        "topics and the connector's own dead-letter topic excluded)",
-    )
+    TABLE_FORMAT_OPTION: ClassVar[str] = "table.name.format"
+    PK_MODE_OPTION: ClassVar[str] = "pk.mode"
+    PK_FIELDS_OPTION: ClassVar[str] = "pk.fields"
+    AUTO_CREATE_OFF: ClassVar[str] = "auto.create=false"
+    AUTO_EVOLVE_OFF: ClassVar[str] = "auto.evolve=false"
+
     table_name_format: str = option(
         "table.name.format",
         Text(),
         TOPIC_PLACEHOLDER,
         "the target table in the connection's database; `${topic}` is replaced; the result must be 1 to 64 characters "
         "(checked at load for `topics`, at run time for `topics.regex`)",
-    )
-    insert_mode: InsertMode = option(
-        "insert.mode",
-        Choice(InsertMode),
-        InsertMode.INSERT,
-        "`insert`, `upsert` (`INSERT … ON DUPLICATE KEY UPDATE`), `update` (`UPDATE … WHERE key`)",
     )
     pk_mode: PkMode = option(
         "pk.mode",
@@ -94,42 +64,21 @@ class JdbcSinkConfig(JdbcConnectorConfig):
         "on a new connection",
     )
     retry_backoff_ms: int = option("retry.backoff.ms", Int(0), 3000, "wait between those retries")
-    errors_tolerance: ErrorsTolerance = option(
-        "errors.tolerance",
-        Choice(ErrorsTolerance),
-        ErrorsTolerance.NONE,
-        "`none`: the run stops, naming the record; `all`: bad records go to the dead-letter topic",
-    )
-    dlq_topic: str = option(
-        "errors.deadletterqueue.topic.name",
-        Text(),
-        "",
-        "dead-letter topic, required with `errors.tolerance=all`; created if missing",
-    )
-    dlq_replication_factor: int = option(
-        "errors.deadletterqueue.topic.replication.factor", Int(1), 1, "replication of the dead-letter topic"
-    )
-    dlq_context_headers: bool = option(
-        "errors.deadletterqueue.context.headers.enable",
-        Bool(),
-        True,
-        "`__connect.errors.*` headers name the failed record and the error (on by default here, off in Kafka "
-        "Connect); off sends the record with its own headers only",
-    )
-    errors_log: bool = option("errors.log.enable", Bool(), False, "a warning per dead letter")
-    errors_log_messages: bool = option(
-        "errors.log.include.messages", Bool(), False, "with the record's key and value in it"
-    )
-    upsert_allow_other_unique_keys: bool = option(
-        "upsert.allow.other.unique.keys",
-        Bool(),
-        False,
-        '**this project\'s own**: let upserts run on tables with unique keys besides the primary key (see "Upserts")',
-    )
+
+    @property
+    def truncate_enabled(self) -> bool:
+        return False
+
+    @property
+    def reads_change_events(self) -> bool:
+        return False
+
+    @property
+    def table_format(self) -> str:
+        return self.table_name_format
 
     def validate(self) -> None:
-        if bool(self.topics) == bool(self.topics_regex):
-            raise self.fail("topics", "expected exactly one of topics or topics.regex")
+        super().validate()
         if self.delete_enabled and self.pk_mode is not PkMode.RECORD_KEY:
             raise self.fail("delete.enabled", "requires pk.mode=record_key (tombstones carry only the key)")
         if self.insert_mode in (InsertMode.UPSERT, InsertMode.UPDATE) and self.pk_mode is PkMode.NONE:
@@ -139,36 +88,10 @@ class JdbcSinkConfig(JdbcConnectorConfig):
             )
         if self.pk_mode is PkMode.KAFKA and self.pk_fields and len(self.pk_fields) != 3:
             raise self.fail("pk.fields", "with pk.mode=kafka expected three names (topic, partition, offset) or none")
-        for topic in self.topics:
-            problem = self.table_problem(topic)
-            if problem:
-                raise self.fail("table.name.format", problem)
-        if self.errors_tolerance is ErrorsTolerance.ALL and not self.dlq_topic:
-            raise self.fail(
-                "errors.deadletterqueue.topic.name",
-                "required when errors.tolerance=all: a bad record must go somewhere, never vanish",
-            )
-        if self.dlq_topic in self.topics:
-            raise self.fail("errors.deadletterqueue.topic.name", "expected a topic this connector does not read")
-
-    @property
-    def consumer_group(self) -> str:
-        """Kafka Connect's group for a sink connector, so lag tools keep working."""
-        return f"connect-{self.name}"
 
     def table_for(self, topic: str) -> str:
         """The target table of ``topic``: ``table.name.format`` with ``${topic}`` replaced."""
         return self.table_name_format.replace(TOPIC_PLACEHOLDER, topic)
 
-    def table_problem(self, topic: str) -> str | None:
-        """Why ``topic``'s table name cannot be a MariaDB table, or ``None``."""
-        table = self.table_for(topic)
-        problem = identifier_problem(table)
-        if problem is None:
-            return None
-        return f"{self.table_name_format!r} makes table name {table!r} for topic {topic!r}: {problem}"
-
-    def reads_topic(self, topic: str) -> bool:
-        if topic in self.topics:
-            return True
-        return bool(self.topics_regex) and re.fullmatch(self.topics_regex, topic) is not None
+    def field_written(self, topic: str, field_name: str, in_key: bool) -> bool:
+        return in_key or not self.fields_whitelist or field_name in self.fields_whitelist

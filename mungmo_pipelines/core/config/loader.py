@@ -21,10 +21,12 @@ from typing import Any
 
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.base import ConnectorConfig
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS, DebeziumSinkConfig
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
-from mungmo_pipelines.core.config.options import REQUIRED, options_of
+from mungmo_pipelines.core.config.options import REQUIRED, option_groups_of, options_of
 from mungmo_pipelines.core.config.properties import read_properties
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
 
 # ${env:NAME}, and Kafka Connect's FileConfigProvider: ${file:<path of a properties file>:<key>}.
@@ -38,6 +40,7 @@ CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
     "JdbcSourceConnector": JdbcSourceConfig,
     JDBC_SINK_CLASS: JdbcSinkConfig,
     "JdbcSinkConnector": JdbcSinkConfig,
+    DEBEZIUM_SINK_CLASS: DebeziumSinkConfig,
 }
 
 
@@ -92,18 +95,33 @@ def parse_options(
 ) -> ConnectorConfig:
     """Each option of ``raw`` parsed by its declaration; defaults for the rest; then cross-option checks."""
     options = options_of(config_class)
+    by_alias = {alias: declared for declared in options.values() for alias in declared.aliases}
+    groups = option_groups_of(config_class)
     values: dict[str, Any] = {}
+    grouped: dict[str, list[tuple[str, str]]] = {group.attribute: [] for group in groups}
+    given: dict[str, str] = {}  # attribute -> the option name the body used for it
     for key, value in raw.items():
         if key in BODY_KEYS:
             continue
-        declared = options.get(key)
-        if declared is None:
-            raise ConnectorConfigError(name, key, "not an option this connector supports", origin)
         text = option_text(value, name, key, origin, environ)
+        declared = options.get(key) or by_alias.get(key)
+        if declared is None:
+            group = next((g for g in groups if key.startswith(g.prefix)), None)
+            if group is not None:
+                grouped[group.attribute].append((key, text))
+            elif not config_class.has_no_effect(key):
+                raise ConnectorConfigError(name, key, "not an option this connector supports", origin)
+            continue
+        if declared.attribute in given:
+            raise ConnectorConfigError(
+                name, key, f"the same option as {given[declared.attribute]!r} under another name: give one", origin
+            )
+        given[declared.attribute] = key
         try:
             values[declared.attribute] = declared.kind.parse(text)
         except ValueError as err:
             raise ConnectorConfigError(name, key, f"{err} ({declared.doc})", origin) from None
+    values.update({attribute: tuple(pairs) for attribute, pairs in grouped.items()})
     for declared in options.values():
         if declared.attribute not in values:
             if declared.default is REQUIRED:
@@ -139,7 +157,7 @@ def parse_connector(body: Any, origin: str = "", environ: Mapping[str, str] | No
         raise ConnectorConfigError(
             name,
             "connector.class",
-            f"expected {JDBC_SOURCE_CLASS} or {JDBC_SINK_CLASS}, got {connector_class!r}",
+            f"expected one of {', '.join(sorted(c for c in CONNECTOR_CLASSES if '.' in c))}, got {connector_class!r}",
             origin,
         )
     return parse_options(config_class, raw, name, origin, environ)
@@ -150,7 +168,7 @@ class Connectors:
     """Every connector of a directory that validated, the ones that did not, and findings worth a look."""
 
     sources: tuple[JdbcSourceConfig, ...]
-    sinks: tuple[JdbcSinkConfig, ...]
+    sinks: tuple[SinkConfig, ...]
     warnings: tuple[str, ...] = ()
     errors: tuple[ConnectorConfigError, ...] = ()
 
@@ -196,7 +214,7 @@ def load_connectors(
     errors += clashes.values()
     good = [c for c in parsed if c.origin not in clashes]
     sources = tuple(c for c in good if isinstance(c, JdbcSourceConfig))
-    sinks = tuple(c for c in good if isinstance(c, JdbcSinkConfig))
+    sinks = tuple(c for c in good if isinstance(c, SinkConfig))
     connectors = Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)), tuple(errors))
     if strict:
         connectors.raise_errors()
@@ -224,7 +242,7 @@ def _clashes(parsed: list[ConnectorConfig]) -> dict[str, ConnectorConfigError]:
     return clashes
 
 
-def _orphan_topics(sources: tuple[JdbcSourceConfig, ...], sinks: tuple[JdbcSinkConfig, ...]) -> list[str]:
+def _orphan_topics(sources: tuple[JdbcSourceConfig, ...], sinks: tuple[SinkConfig, ...]) -> list[str]:
     """Sink topics that no source here produces: allowed (another producer may), but reported."""
     return [
         f"connector {sink.name!r}: topic {topic!r} is produced by no source connector in this directory"

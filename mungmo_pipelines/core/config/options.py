@@ -169,7 +169,8 @@ class Option:
     """One connector option, as in Kafka Connect's ``ConfigDef``.
 
     ``default`` is :data:`REQUIRED`, a value, or a :class:`Setting` whose environment variable
-    supplies it when the body does not.
+    supplies it when the body does not. ``aliases`` are older names the option is also read
+    under (Kafka Connect's deprecated aliases).
     """
 
     name: str
@@ -177,6 +178,7 @@ class Option:
     default: Any
     doc: str
     attribute: str = ""
+    aliases: tuple[str, ...] = ()
 
     def resolve_default(self) -> Any:
         return self.default.get() if isinstance(self.default, Setting) else self.default
@@ -192,14 +194,30 @@ class Option:
         return self.kind.show(default)
 
 
-def option(name: str, kind: Kind[Any], default: Any, doc: str) -> Any:
+def option(name: str, kind: Kind[Any], default: Any, doc: str, aliases: tuple[str, ...] = ()) -> Any:
     """A dataclass field for the option ``name``; the field's name is the attribute it sets."""
-    meta = {"option": Option(name, kind, default, doc)}
+    meta = {"option": Option(name, kind, default, doc, aliases=aliases)}
     if default is REQUIRED:
         return dataclasses.field(metadata=meta)
     if isinstance(default, Setting):
         return dataclasses.field(default=default.default, metadata=meta)
     return dataclasses.field(default=default, metadata=meta)
+
+
+@dataclass(frozen=True)
+class OptionGroup:
+    """Options named by a prefix and a name the body chooses (``transforms.<alias>.type``): the
+    loader hands them, unparsed, to the field as ``((name, text), ...)`` in body order; the
+    config's ``validate`` parses them."""
+
+    prefix: str
+    doc: str
+    attribute: str = ""
+
+
+def option_group(prefix: str, doc: str) -> Any:
+    """A dataclass field collecting every option whose name starts with ``prefix``."""
+    return dataclasses.field(default=(), metadata={"option_group": OptionGroup(prefix, doc)})
 
 
 def options_of(config_class: type) -> dict[str, Option]:
@@ -212,10 +230,30 @@ def options_of(config_class: type) -> dict[str, Option]:
     return found
 
 
+def option_groups_of(config_class: type) -> list[OptionGroup]:
+    """The option groups a config class declares, each knowing its attribute."""
+    return [
+        dataclasses.replace(field.metadata["option_group"], attribute=field.name)
+        for field in dataclasses.fields(config_class)
+        if "option_group" in field.metadata
+    ]
+
+
 def options_markdown(config_class: type, effects: Callable[[Option], str] | None = None) -> str:
     """The option table of a config class, as the docs show it."""
     lines = ["| option | default | here |", "| --- | --- | --- |"]
     for declared in options_of(config_class).values():
         doc = declared.doc if effects is None else effects(declared)
+        if declared.aliases:
+            doc += f" (also read as {', '.join(f'`{alias}`' for alias in declared.aliases)})"
         lines.append(f"| `{declared.name}` | {declared.shown_default()} | {doc} |")
+    for group in option_groups_of(config_class):
+        lines.append(f"| `{group.prefix}…` | — | {group.doc} |")
+    return "\n".join(lines)
+
+
+def no_effect_markdown(no_effect: dict[str, str]) -> str:
+    """A config class's ``NO_EFFECT`` options as the docs show them."""
+    lines = ["| option | why it changes nothing here |", "| --- | --- |"]
+    lines += [f"| `{name}` | {why} |" for name, why in no_effect.items()]
     return "\n".join(lines)

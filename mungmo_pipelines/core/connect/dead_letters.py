@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from kafka.consumer.fetcher import ConsumerRecord
 from kafka.errors import KafkaError
 
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import SinkError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, record_address
 from mungmo_pipelines.core.kafka.topics import ensure_topic
@@ -64,7 +64,7 @@ def error_headers(connector: str, failure: Failure) -> list[tuple[str, bytes]]:
 class DeadLetterQueue:
     """Produces failures to ``errors.deadletterqueue.topic.name`` and waits for the broker's acks."""
 
-    def __init__(self, kafka: KafkaSettings, config: JdbcSinkConfig) -> None:
+    def __init__(self, kafka: KafkaSettings, config: SinkConfig) -> None:
         self.kafka = kafka
         self.config = config
         ensure_topic(kafka, config.dlq_topic, 1, config.dlq_replication_factor)

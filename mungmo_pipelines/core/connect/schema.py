@@ -13,8 +13,52 @@ DECIMAL = "org.apache.kafka.connect.data.Decimal"
 TIMESTAMP = "org.apache.kafka.connect.data.Timestamp"
 DATE = "org.apache.kafka.connect.data.Date"
 TIME = "org.apache.kafka.connect.data.Time"
-LOGICAL_TYPES = frozenset({DECIMAL, TIMESTAMP, DATE, TIME})
 DECIMAL_PRECISION = "connect.decimal.precision"
+
+# Debezium's logical types (io.debezium.time.*, io.debezium.data.*), as its connectors name them.
+DBZ_DATE = "io.debezium.time.Date"
+DBZ_TIME = "io.debezium.time.Time"
+DBZ_MICRO_TIME = "io.debezium.time.MicroTime"
+DBZ_NANO_TIME = "io.debezium.time.NanoTime"
+DBZ_TIMESTAMP = "io.debezium.time.Timestamp"
+DBZ_MICRO_TIMESTAMP = "io.debezium.time.MicroTimestamp"
+DBZ_NANO_TIMESTAMP = "io.debezium.time.NanoTimestamp"
+DBZ_ZONED_TIMESTAMP = "io.debezium.time.ZonedTimestamp"
+DBZ_ZONED_TIME = "io.debezium.time.ZonedTime"
+DBZ_YEAR = "io.debezium.time.Year"
+DBZ_MICRO_DURATION = "io.debezium.time.MicroDuration"
+DBZ_JSON = "io.debezium.data.Json"
+DBZ_ENUM = "io.debezium.data.Enum"
+DBZ_ENUM_SET = "io.debezium.data.EnumSet"
+DBZ_BITS = "io.debezium.data.Bits"
+DBZ_UUID = "io.debezium.data.Uuid"
+DBZ_VARIABLE_SCALE_DECIMAL = "io.debezium.data.VariableScaleDecimal"
+DBZ_GEOMETRY = "io.debezium.data.geometry.Geometry"
+DBZ_POINT = "io.debezium.data.geometry.Point"
+DEBEZIUM_TYPES = frozenset(
+    {
+        DBZ_DATE,
+        DBZ_TIME,
+        DBZ_MICRO_TIME,
+        DBZ_NANO_TIME,
+        DBZ_TIMESTAMP,
+        DBZ_MICRO_TIMESTAMP,
+        DBZ_NANO_TIMESTAMP,
+        DBZ_ZONED_TIMESTAMP,
+        DBZ_ZONED_TIME,
+        DBZ_YEAR,
+        DBZ_MICRO_DURATION,
+        DBZ_JSON,
+        DBZ_ENUM,
+        DBZ_ENUM_SET,
+        DBZ_BITS,
+        DBZ_UUID,
+        DBZ_VARIABLE_SCALE_DECIMAL,
+        DBZ_GEOMETRY,
+        DBZ_POINT,
+    }
+)
+LOGICAL_TYPES = frozenset({DECIMAL, TIMESTAMP, DATE, TIME}) | DEBEZIUM_TYPES
 
 EPOCH_DAY = dt.date(1970, 1, 1)
 EPOCH = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)

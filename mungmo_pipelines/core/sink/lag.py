@@ -10,7 +10,7 @@ from dataclasses import dataclass
 
 from sqlalchemy import Engine
 
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.sink.offsets import sink_consumer, starting_positions, stored_positions, topic_partitions_of
 
@@ -52,7 +52,7 @@ class SinkLag:
         return positions
 
 
-def measure_lag(config: JdbcSinkConfig, engine: Engine, kafka: KafkaSettings) -> SinkLag:
+def measure_lag(config: SinkConfig, engine: Engine, kafka: KafkaSettings) -> SinkLag:
     """The connector's lag now: stored (or starting) positions against the topics' end offsets."""
     consumer = sink_consumer(kafka, config)
     try:

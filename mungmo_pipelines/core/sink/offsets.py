@@ -19,7 +19,7 @@ from kafka import KafkaConsumer, TopicPartition
 from pymysql.err import ProgrammingError
 from sqlalchemy import Engine
 
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import OffsetConflict, SinkError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.mariadb.dialect import NO_SUCH_TABLE
@@ -91,7 +91,7 @@ def stored_positions(engine: Engine, connector: str) -> dict[TopicPartition, int
         conn.close()
 
 
-def topic_partitions_of(config: JdbcSinkConfig, consumer: KafkaConsumer) -> tuple[list[TopicPartition], list[str]]:
+def topic_partitions_of(config: SinkConfig, consumer: KafkaConsumer) -> tuple[list[TopicPartition], list[str]]:
     """The partitions this connector reads now, and the configured topics that do not exist (yet)."""
     if config.topics:
         topics = list(config.topics)
@@ -112,7 +112,7 @@ def topic_partitions_of(config: JdbcSinkConfig, consumer: KafkaConsumer) -> tupl
 
 
 def starting_positions(
-    config: JdbcSinkConfig,
+    config: SinkConfig,
     consumer: KafkaConsumer,
     partitions: Iterable[TopicPartition],
     stored: Mapping[TopicPartition, int],
@@ -143,7 +143,7 @@ def starting_positions(
     return start, end
 
 
-def sink_consumer(kafka: KafkaSettings, config: JdbcSinkConfig, **options: Any) -> KafkaConsumer:
+def sink_consumer(kafka: KafkaSettings, config: SinkConfig, **options: Any) -> KafkaConsumer:
     """A consumer in the connector's group that reads only committed records and never commits on its own."""
     return kafka.consumer(
         group_id=config.consumer_group,

@@ -1,4 +1,4 @@
-"""The JDBC sink: Kafka records into MariaDB tables, exactly once.
+"""The sink: Kafka records into MariaDB tables, exactly once (Confluent's and Debezium's JDBC sink bodies).
 
 A run drains its topics up to the end offsets seen when it starts, in batches of
 ``batch.size`` records. Each batch is one database transaction holding its rows (multi-row
@@ -19,6 +19,12 @@ Inside a batch:
 * Transient database errors (deadlock, lock wait timeout, lost connection) roll the batch back
   and retry it ``max.retries`` times, ``retry.backoff.ms`` apart, on a fresh connection.
 * The session uses a strict ``sql_mode`` so MariaDB rejects instead of truncating.
+
+A Debezium truncate event (``truncate.enabled``) is a batch of its own, because ``TRUNCATE
+TABLE`` is DDL and commits: the batch before it commits its rows and offsets first, then the
+table is truncated, then a transaction stores the offset past the truncate event. A crash
+between the truncate and that commit reruns the truncate: nothing after the event was
+committed (it is in later batches), so truncating again gives the same table.
 
 One run at a time per connector: the run holds a MariaDB named lock, and every batch checks
 (``SELECT ... FOR UPDATE``) that the stored offsets are still the ones it started from.
@@ -46,14 +52,15 @@ from kafka.structs import OffsetAndMetadata
 from sqlalchemy import Engine
 
 from mungmo_pipelines.core import faults
-from mungmo_pipelines.core.config.jdbc_sink import ErrorsTolerance, JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import ErrorsTolerance, SinkConfig
 from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure, qualified_name
-from mungmo_pipelines.core.errors import RecordRejected, SinkError
+from mungmo_pipelines.core.connect.sink_types import fraction_loss
+from mungmo_pipelines.core.errors import ConnectValueError, RecordRejected, SinkError, TableNameError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address
 from mungmo_pipelines.core.mariadb.dialect import database_message, is_data_error, is_transient
 from mungmo_pipelines.core.sink.offsets import OffsetStore, sink_consumer, starting_positions, topic_partitions_of
 from mungmo_pipelines.core.sink.records import TASK_PUT, RecordDecoder, RowChange, Shape
-from mungmo_pipelines.core.sink.tables import TableManager
+from mungmo_pipelines.core.sink.tables import NarrowColumn, TableManager
 from mungmo_pipelines.core.sink.writers import CountingCursor, Statement, TableStats, WriterSession, writer_for
 
 log = logging.getLogger(__name__)
@@ -85,6 +92,7 @@ class SinkRun:
     partitions: dict[TopicPartition, PartitionProgress] = field(default_factory=dict)
     missing_topics: list[str] = field(default_factory=list)
     records: int = 0
+    skipped: int = 0  # records that change nothing (deletes with delete.enabled off, dropped by a transform…)
     batches: int = 0
     seconds: float = 0.0
 
@@ -112,6 +120,7 @@ class DecodedBatch:
     """Up to ``batch.size`` consecutive records, decoded, and the positions just past them."""
 
     size: int = 0
+    skipped: int = 0
     changes: list[RowChange] = field(default_factory=list)
     rejected: list[tuple[ConsumerRecord, RecordRejected]] = field(default_factory=list)
     covered: dict[TopicPartition, int] = field(default_factory=dict)
@@ -149,9 +158,20 @@ class BatchReader:
             decode = self._decoder.decode
             for record in self._records:
                 try:
-                    batch.changes.append(decode(record))
+                    change = decode(record)
                 except RecordRejected as err:
                     batch.rejected.append((record, err))
+                else:
+                    if change is None:
+                        batch.skipped += 1
+                    elif change.shape.truncate:  # DDL: a batch of its own, after everything before it
+                        if batch.size:
+                            self._hand_over(batch, last)
+                        self._hand_over(DecodedBatch(1, 0, [change]), {(record.topic, record.partition): record.offset})
+                        batch, last = DecodedBatch(), {}
+                        continue
+                    else:
+                        batch.changes.append(change)
                 last[record.topic, record.partition] = record.offset
                 batch.size += 1
                 if batch.size >= self._batch_size:
@@ -212,7 +232,7 @@ class _Stopped(Exception):
 class JdbcSink:
     """Runs one sink connector: drains its topics up to the end offsets seen at start."""
 
-    def __init__(self, config: JdbcSinkConfig, engine: Engine, kafka: KafkaSettings) -> None:
+    def __init__(self, config: SinkConfig, engine: Engine, kafka: KafkaSettings) -> None:
         self.config = config
         self.engine = engine
         self.kafka = kafka
@@ -278,7 +298,10 @@ class JdbcSink:
         )
         try:
             for batch in reader:
-                self._commit_batch(session, batch, positions, result, dead_letters)
+                if batch.changes and batch.changes[0].shape.truncate:
+                    self._truncate(session, batch, positions, result)
+                else:
+                    self._commit_batch(session, batch, positions, result, dead_letters)
                 reader.commit_async(_group_offsets(positions))
         finally:
             reader.close()
@@ -331,15 +354,48 @@ class JdbcSink:
             return stats, failures
 
         stats, failures = self._with_retries(session, attempt)
-        positions.update(covered)
         for table, table_stats in stats.items():
             result.stats(table).add(table_stats)
         for failure in failures:
-            result.stats(self.decoder.table(failure.record.topic)).dead_lettered += 1
+            result.stats(self._table_of(failure)).dead_lettered += 1
+        self._count(batch, positions, result)
+
+    def _truncate(
+        self, session: WriterSession, batch: DecodedBatch, positions: dict[TopicPartition, int], result: SinkRun
+    ) -> None:
+        """A truncate event: ``TRUNCATE TABLE`` (DDL, it commits by itself), then the offset past the event."""
+        table = batch.changes[0].shape.table
+        covered = batch.covered
+
+        def attempt(conn: pymysql.Connection) -> bool:
+            conn.begin()
+            self.offsets.fence(conn, {tp: positions[tp] for tp in covered})
+            conn.commit()
+            truncated = self.tables.truncate(conn, table)
+            faults.reached("sink.truncated")
+            self._commit_offsets_only(conn, positions, covered)
+            faults.reached("sink.committed")
+            return truncated
+
+        if self._with_retries(session, attempt):
+            result.stats(table).truncated += 1
+        self._count(batch, positions, result)
+
+    def _count(self, batch: DecodedBatch, positions: dict[TopicPartition, int], result: SinkRun) -> None:
+        """A committed batch: its positions, and what it held."""
+        positions.update(batch.covered)
         result.records += batch.size
+        result.skipped += batch.skipped
         result.batches += 1
-        for tp, offset in covered.items():
+        for tp, offset in batch.covered.items():
             result.partitions[tp].position = offset
+
+    def _table_of(self, failure: Failure) -> str:
+        """The table a failed record was for, as far as its topic tells."""
+        try:
+            return self.decoder.table(failure.record.topic)
+        except TableNameError:
+            return str(failure.record.topic)
 
     def _commit_offsets_only(
         self, conn: pymysql.Connection, positions: dict[TopicPartition, int], moved: dict[TopicPartition, int]
@@ -404,6 +460,9 @@ class JdbcSink:
         statement = self._statement(shape)
         if statement is None:
             return
+        narrowed = self.tables.narrowed(shape)
+        if narrowed:
+            group = self._without_fraction_loss(shape, group, narrowed, failures)
         table_stats = stats.setdefault(shape.table, TableStats(shape.table))
         cursor.execute("SAVEPOINT sink_group")
         try:
@@ -422,6 +481,23 @@ class JdbcSink:
                     raise
                 message = f"writing to {shape.table!r} failed: {database_message(err)}"
                 failures.append(self._failure(change.record, TASK_PUT, err, message))
+
+    def _without_fraction_loss(
+        self, shape: Shape, group: list[RowChange], narrowed: Sequence[NarrowColumn], failures: list[Failure]
+    ) -> list[RowChange]:
+        """The changes whose temporal values fit their columns' fractional digits; the others are failures."""
+        kept = []
+        for change in group:
+            lost = next((c for c in narrowed if fraction_loss(change.row[c.position], c.digits)), None)
+            if lost is None:
+                kept.append(change)
+                continue
+            message = (
+                f"writing to {shape.table!r}: column {lost.name!r} is {lost.column_type}, which would drop the "
+                f"fractional seconds of {change.row[lost.position]}; widen the column"
+            )
+            failures.append(self._failure(change.record, TASK_PUT, ConnectValueError(message), message))
+        return kept
 
     def _execute(
         self, cursor: CountingCursor, shape: Shape, statement: Statement, group: Sequence[RowChange], stats: TableStats

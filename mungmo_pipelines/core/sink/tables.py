@@ -11,14 +11,14 @@ from __future__ import annotations
 import datetime as dt
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NamedTuple
 
 from pymysql.connections import Connection as PyMySQLConnection
 
-from mungmo_pipelines.core.config.jdbc_sink import InsertMode, JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import InsertMode, SinkConfig
 from mungmo_pipelines.core.connect.schema import describe_connect
-from mungmo_pipelines.core.connect.sink_types import column_ddl, column_holds, value_literal
-from mungmo_pipelines.core.errors import TableSchemaError, UnsupportedColumnType
+from mungmo_pipelines.core.connect.sink_types import column_ddl, column_holds, sink_type, value_literal
+from mungmo_pipelines.core.errors import ConnectValueError, TableSchemaError, UnsupportedColumnType
 from mungmo_pipelines.core.mariadb import catalog
 from mungmo_pipelines.core.mariadb.columns import TableColumn
 from mungmo_pipelines.core.mariadb.dialect import quote
@@ -63,9 +63,13 @@ def describe_target(conn: PyMySQLConnection, table: str) -> TargetTable | None:
 
 
 def default_sql(schema: dict[str, Any], zone: dt.tzinfo) -> str:
-    """`` DEFAULT <literal>`` for a field whose Connect schema has a default, else ``""``."""
+    """`` DEFAULT <literal>`` for a field whose Connect schema has a default the column can take, else ``""``
+    (Debezium gives a TIMESTAMP's ``CURRENT_TIMESTAMP`` the epoch, which no TIMESTAMP column holds)."""
     default = schema.get("default")
     if default is None:
+        return ""
+    default_ok = sink_type(schema).default_ok
+    if default_ok is not None and not default_ok(default):
         return ""
     return f" DEFAULT {value_literal(schema, zone)(default)}"
 
@@ -78,17 +82,51 @@ def column_definition(schema: dict[str, Any], is_key: bool, zone: dt.tzinfo) -> 
     )
 
 
+class NarrowColumn(NamedTuple):
+    position: int  # of the value in the shape's rows
+    name: str
+    column_type: str
+    digits: int  # fractional-second digits the column keeps
+
+
+def narrow_columns(target: TargetTable, shape: Shape) -> tuple[NarrowColumn, ...]:
+    """Temporal columns that keep fewer fractional-second digits than the field's values carry: MariaDB
+    drops the rest without a warning, even in strict mode, so the sink checks those values itself."""
+    found = []
+    for index, field in enumerate(shape.fields):
+        digits = sink_type(field).fraction_digits
+        column = target.column(field["field"])
+        kept = column.datetime_precision if column is not None else None
+        if digits and kept is not None and kept < digits:
+            assert column is not None
+            found.append(NarrowColumn(index, column.name, column.column_type.upper(), kept))
+    return tuple(found)
+
+
 class TableManager:
     """Makes target tables fit each record shape once per run, before any row of it is written."""
 
-    def __init__(self, config: JdbcSinkConfig, zone: dt.tzinfo) -> None:
+    def __init__(self, config: SinkConfig, zone: dt.tzinfo) -> None:
         self.config = config
         self.zone = zone
         self._tables: dict[str, TargetTable | None] = {}
         self._ready: set[Shape] = set()
+        self._narrowed: dict[Shape, tuple[NarrowColumn, ...]] = {}
+
+    def narrowed(self, shape: Shape) -> tuple[NarrowColumn, ...]:
+        """The columns of a prepared shape with fewer fractional-second digits than its values can carry."""
+        return self._narrowed.get(shape, ())
 
     def exists(self, table: str) -> bool:
         return self._tables.get(table) is not None
+
+    def truncate(self, conn: PyMySQLConnection, table: str) -> bool:
+        """``TRUNCATE TABLE`` (DDL: it commits); ``False`` when the table does not exist, so nothing to empty."""
+        if self._describe(conn, table) is None:
+            return False
+        with conn.cursor() as cursor:
+            cursor.execute(f"TRUNCATE TABLE {quote(table)}")
+        return True
 
     def prepare(self, conn: PyMySQLConnection, shapes: Sequence[Shape]) -> None:
         """Create, evolve and check the tables of ``shapes`` (outside any transaction)."""
@@ -97,7 +135,7 @@ class TableManager:
                 continue
             try:
                 self._prepare(conn, shape)
-            except UnsupportedColumnType as err:
+            except (UnsupportedColumnType, ConnectValueError) as err:
                 raise TableSchemaError(f"connector {self.config.name!r}: table {shape.table!r}: {err}") from None
             self._ready.add(shape)
 
@@ -115,7 +153,7 @@ class TableManager:
             if not config.auto_create:
                 raise TableSchemaError(
                     f"connector {config.name!r}: table {config.connection.database}.{shape.table} does not exist "
-                    "and auto.create=false"
+                    f"and {config.AUTO_CREATE_OFF}"
                 )
             definitions = [column_definition(f, f["field"] in shape.key_columns, self.zone) for f in shape.fields]
             if shape.key_columns:
@@ -138,6 +176,7 @@ class TableManager:
             target = self._describe(conn, shape.table, refresh=True)
             assert target is not None
         self._check_types(target, shape)
+        self._narrowed[shape] = () if shape.delete else narrow_columns(target, shape)
         if not shape.delete and config.insert_mode is not InsertMode.UPDATE:
             self._check_unwritten_columns(target, shape)
         if not shape.delete and config.insert_mode is InsertMode.UPSERT:
@@ -151,13 +190,13 @@ class TableManager:
         if not config.auto_evolve:
             raise TableSchemaError(
                 f"connector {config.name!r}: table {target.label()} lacks column(s) {names} that the records carry, "
-                "and auto.evolve=false"
+                f"and {config.AUTO_EVOLVE_OFF}"
             )
         for field in missing:
             if field["field"] in shape.key_columns:
                 raise TableSchemaError(
                     f"connector {config.name!r}: table {target.label()} lacks key column {field['field']!r} "
-                    f"({describe_connect(field)}); auto.evolve adds value columns, never primary-key columns"
+                    f"({describe_connect(field)}); the sink adds value columns, never primary-key columns"
                 )
             if not field.get("optional", False) and field.get("default") is None:
                 raise TableSchemaError(

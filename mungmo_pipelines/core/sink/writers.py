@@ -20,7 +20,7 @@ import pymysql.cursors
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine
 
-from mungmo_pipelines.core.config.jdbc_sink import InsertMode, JdbcSinkConfig
+from mungmo_pipelines.core.config.sink import InsertMode, SinkConfig
 from mungmo_pipelines.core.errors import SinkError
 from mungmo_pipelines.core.mariadb.dialect import (
     STRICT_SQL_MODE,
@@ -79,12 +79,14 @@ class TableStats:
     updated: int = 0
     deleted: int = 0
     dead_lettered: int = 0
+    truncated: int = 0
 
     def add(self, other: TableStats) -> None:
         self.inserted += other.inserted
         self.updated += other.updated
         self.deleted += other.deleted
         self.dead_lettered += other.dead_lettered
+        self.truncated += other.truncated
 
 
 class WriterSession:
@@ -96,7 +98,7 @@ class WriterSession:
     makes a second run of the same connector wait for this one.
     """
 
-    def __init__(self, engine: Engine, config: JdbcSinkConfig) -> None:
+    def __init__(self, engine: Engine, config: SinkConfig) -> None:
         self.engine = engine
         self.config = config
         self.lock_name = lock_name("mungmo-sink", config.database, config.name)
