@@ -97,7 +97,7 @@ def test_every_documented_sink_option_is_accepted() -> None:
     ("options", "field", "expected"),
     [
         ({"quote.sql.identifiers": "never"}, "quote.sql.identifiers", "not an option this connector supports"),
-        ({"errors.retry.timeout": "1000"}, "errors.retry.timeout", "not an option this connector supports"),
+        ({"consumer.override.max.poll.records": "10"}, "consumer.override.max.poll.records", "not an option"),
         ({"transforms": "unwrap"}, "transforms", "not an option this connector supports"),
         ({"insert.mode": "merge"}, "insert.mode", "expected one of insert, upsert, update"),
         ({"pk.mode": "record_value", "insert.mode": "update", "topics": ""}, "topics", "exactly one of"),

@@ -24,6 +24,10 @@ class ConnectorConfigError(MungmoError, ValueError):
         self.origin = origin
 
 
+class ConfigProviderError(MungmoError, ValueError):
+    """A ``${provider:…}`` reference in an option value that cannot be resolved; names provider, file and key."""
+
+
 # --- the record formats --------------------------------------------------------------------
 
 

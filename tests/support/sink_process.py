@@ -10,12 +10,11 @@ import json
 import sys
 from pathlib import Path
 
-from sqlalchemy import create_engine
-
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.mariadb.connection import create_engine
 from mungmo_pipelines.core.sink.runtime import JdbcSink
 
 

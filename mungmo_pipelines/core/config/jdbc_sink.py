@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from enum import StrEnum
 
 from mungmo_pipelines.core.config.base import JdbcConnectorConfig
-from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Regex, Text, option
+from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Regex, Short, Text, option
 from mungmo_pipelines.core.mariadb.dialect import identifier_problem
 
 JDBC_SINK_CLASS = "io.confluent.connect.jdbc.JdbcSinkConnector"
@@ -107,7 +107,7 @@ class JdbcSinkConfig(JdbcConnectorConfig):
         "dead-letter topic, required with `errors.tolerance=all`; created if missing",
     )
     dlq_replication_factor: int = option(
-        "errors.deadletterqueue.topic.replication.factor", Int(1), 1, "replication of the dead-letter topic"
+        "errors.deadletterqueue.topic.replication.factor", Short(1), 1, "replication of the dead-letter topic"
     )
     dlq_context_headers: bool = option(
         "errors.deadletterqueue.context.headers.enable",
@@ -139,6 +139,10 @@ class JdbcSinkConfig(JdbcConnectorConfig):
             )
         if self.pk_mode is PkMode.KAFKA and self.pk_fields and len(self.pk_fields) != 3:
             raise self.fail("pk.fields", "with pk.mode=kafka expected three names (topic, partition, offset) or none")
+        for topic in self.topics:
+            self.check_topic("topics", topic)
+        if self.dlq_topic:
+            self.check_topic("errors.deadletterqueue.topic.name", self.dlq_topic)
         for topic in self.topics:
             problem = self.table_problem(topic)
             if problem:

@@ -2,14 +2,14 @@
 
 Option names, defaults and value formats follow the connector class the body names. Everything
 is checked when the file loads, before any run, and every error names the connector, the field
-and what was expected. Secrets are interpolated from ``${env:NAME}`` and never printed.
+and what was expected. Secrets come from ``${env:NAME}`` or ``${file:path:key}`` references
+(``providers.py``) and are never printed.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,9 +20,9 @@ from mungmo_pipelines.core.config.base import ConnectorConfig
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.options import REQUIRED, options_of
-from mungmo_pipelines.core.errors import ConnectorConfigError
+from mungmo_pipelines.core.config.providers import resolve_references
+from mungmo_pipelines.core.errors import ConfigProviderError, ConnectorConfigError
 
-_ENV_REFERENCE = re.compile(r"\$\{env:([A-Za-z_][A-Za-z0-9_]*)\}")
 # Keys of a body that are not options of its class.
 _BODY_KEYS = ("name", "connector.class")
 
@@ -33,16 +33,6 @@ CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
     JDBC_SINK_CLASS: JdbcSinkConfig,
     "JdbcSinkConnector": JdbcSinkConfig,
 }
-
-
-def _interpolate(value: str, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
-    def lookup(match: re.Match[str]) -> str:
-        variable = match[1]
-        if variable not in environ:
-            raise ConnectorConfigError(name, key, f"environment variable {variable} is not set", origin)
-        return environ[variable]
-
-    return _ENV_REFERENCE.sub(lookup, value)
 
 
 def _as_text(value: Any, name: str, key: str, origin: str) -> str:
@@ -69,7 +59,10 @@ def parse_options(
         declared = options.get(key)
         if declared is None:
             raise ConnectorConfigError(name, key, "not an option this connector supports", origin)
-        text = _interpolate(_as_text(value, name, key, origin), name, key, origin, environ)
+        try:
+            text = resolve_references(_as_text(value, name, key, origin), environ)
+        except ConfigProviderError as err:
+            raise ConnectorConfigError(name, key, str(err), origin) from None
         try:
             values[declared.attribute] = declared.kind.parse(text)
         except ValueError as err:

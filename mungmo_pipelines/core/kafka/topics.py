@@ -2,12 +2,42 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 
 from kafka.admin import NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+
+# Kafka's own rule (org.apache.kafka.common.internals.Topic.validate).
+MAX_TOPIC_LENGTH = 249
+_LEGAL_TOPIC = re.compile(r"[a-zA-Z0-9._-]+")
+
+
+def topic_name_problem(name: str) -> str | None:
+    """Why Kafka would refuse ``name`` as a topic name, or ``None`` when it is legal."""
+    if not name:
+        return "expected a topic name, got an empty one"
+    if name in (".", ".."):
+        return f"{name!r} is not a legal topic name"
+    if len(name) > MAX_TOPIC_LENGTH:
+        return f"topic name {name[:40]!r}... is {len(name)} characters; Kafka allows at most {MAX_TOPIC_LENGTH}"
+    return _characters_problem("topic name", name)
+
+
+def topic_prefix_problem(prefix: str) -> str | None:
+    """Why no topic can start with ``prefix`` (characters, or no room left for a name after it), or ``None``."""
+    if len(prefix) >= MAX_TOPIC_LENGTH:
+        return f"topic prefix is {len(prefix)} characters; Kafka allows at most {MAX_TOPIC_LENGTH} for a whole name"
+    return _characters_problem("topic prefix", prefix) if prefix else None
+
+
+def _characters_problem(what: str, text: str) -> str | None:
+    if _LEGAL_TOPIC.fullmatch(text):
+        return None
+    illegal = "".join(sorted({c for c in text if not _LEGAL_TOPIC.fullmatch(c)}))
+    return f"{what} {text!r} has characters Kafka refuses ({illegal!r}); legal are a-z, A-Z, 0-9, '.', '_', '-'"
 
 
 def ensure_topic(

@@ -234,10 +234,7 @@ class JdbcSink:
         )
         dead_letters = DeadLetterQueue(self.kafka, config) if config.errors_tolerance is ErrorsTolerance.ALL else None
         try:
-            conn = session.connection()
-            self.offsets.ensure_table(conn)
-            stored = self.offsets.load(conn)
-            conn.commit()
+            stored = self._with_retries(session, self._stored_offsets)
             partitions, result.missing_topics = topic_partitions_of(config, consumer)
             for topic in result.missing_topics:
                 log.warning("connector %r: topic %r does not exist (yet); nothing to read from it", config.name, topic)
@@ -340,6 +337,12 @@ class JdbcSink:
         result.batches += 1
         for tp, offset in covered.items():
             result.partitions[tp].position = offset
+
+    def _stored_offsets(self, conn: pymysql.Connection) -> dict[TopicPartition, int]:
+        self.offsets.ensure_table(conn)
+        stored = self.offsets.load(conn)
+        conn.commit()
+        return stored
 
     def _commit_offsets_only(
         self, conn: pymysql.Connection, positions: dict[TopicPartition, int], moved: dict[TopicPartition, int]
