@@ -78,7 +78,11 @@ class JdbcSourceConfig(JdbcConnectorConfig):
         "topic.prefix", Text(), REQUIRED, "topic = prefix + table (or the prefix alone with query)"
     )
     batch_max_rows: int = option(
-        "batch.max.rows", Int(1), 100, "rows per fetch (and per transaction with transaction.boundary=poll)"
+        "batch.max.rows",
+        Int(1),
+        100,
+        "rows per fetch, at most 1000 whatever the value (bounded memory), and per transaction with "
+        "transaction.boundary=poll",
     )
     poll_interval_ms: int = option("poll.interval.ms", Int(1), 5000, "how often the sensor looks for new rows")
     timestamp_delay_interval_ms: int = option("timestamp.delay.interval.ms", Long(0), 0, "rows younger than this wait")
