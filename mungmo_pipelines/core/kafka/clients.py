@@ -109,6 +109,15 @@ def read_to_end(
         pending = still
 
 
+def kafka_error_text(err: BaseException) -> str:
+    """A Kafka client error with the broker's reason: kafka-python's errors often carry no message of their own."""
+    text = str(err)
+    description = getattr(err, "description", None)
+    if description and not (err.args and err.args[0]):
+        return f"{text}: {description}"
+    return text
+
+
 def record_address(record: ConsumerRecord) -> str:
     """``topic[partition]@offset``: how errors and logs name a record."""
     return f"{record.topic}[{record.partition}]@{record.offset}"

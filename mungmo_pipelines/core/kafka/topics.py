@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 
-from kafka.admin import NewTopic
+from kafka.admin import ConfigResource, ConfigResourceType, NewTopic
 from kafka.errors import TopicAlreadyExistsError
 
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
@@ -60,3 +60,22 @@ def ensure_topic(
         return False
     finally:
         admin.close()
+
+
+def max_message_bytes(settings: KafkaSettings, topics: Iterable[str]) -> dict[str, int]:
+    """Each existing topic's ``max.message.bytes`` (its own, or the broker's default); missing topics are left out."""
+    resources = [
+        ConfigResource(ConfigResourceType.TOPIC, topic, configs={"max.message.bytes": None}) for topic in topics
+    ]
+    if not resources:
+        return {}
+    admin = settings.admin()
+    try:
+        described = admin.describe_configs(resources, config_filter="all").get("topic", {})
+    finally:
+        admin.close()
+    return {
+        topic: int(configs["max.message.bytes"]["value"])
+        for topic, configs in described.items()
+        if "max.message.bytes" in configs
+    }

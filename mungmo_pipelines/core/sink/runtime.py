@@ -15,7 +15,8 @@ Inside a batch:
   row by row inside a savepoint to isolate the bad record; with ``errors.tolerance=all`` it goes
   to the dead-letter topic and the good rows still land.
 * Dead letters are produced and acknowledged before the commit that moves past them: a crash
-  between the two can repeat a dead letter on the rerun, never lose one.
+  between the two can repeat a dead letter on the rerun, never lose one. Acknowledged ones are
+  noted (``DeadLetterLedger``), so a batch done again after a failure does not send them again.
 * Transient database errors (deadlock, lock wait timeout, lost connection) roll the batch back
   and retry it ``max.retries`` times, ``retry.backoff.ms`` apart, on a fresh connection.
 * The session uses a strict ``sql_mode`` so MariaDB rejects instead of truncating.
@@ -51,7 +52,13 @@ from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure,
 from mungmo_pipelines.core.errors import RecordRejected, SinkError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address
 from mungmo_pipelines.core.mariadb.dialect import database_message, is_data_error, is_transient
-from mungmo_pipelines.core.sink.offsets import OffsetStore, sink_consumer, starting_positions, topic_partitions_of
+from mungmo_pipelines.core.sink.offsets import (
+    DeadLetterLedger,
+    OffsetStore,
+    sink_consumer,
+    starting_positions,
+    topic_partitions_of,
+)
 from mungmo_pipelines.core.sink.records import TASK_PUT, RecordDecoder, RowChange, Shape
 from mungmo_pipelines.core.sink.tables import TableManager
 from mungmo_pipelines.core.sink.writers import CountingCursor, Statement, TableStats, WriterSession, writer_for
@@ -225,6 +232,7 @@ class JdbcSink:
         self.decoder = RecordDecoder(config, zone)
         self.tables = TableManager(config, zone)
         self.offsets = OffsetStore(config.name)
+        self.ledger = DeadLetterLedger(config.name, engine) if config.errors_tolerance is ErrorsTolerance.ALL else None
         self._statements: dict[Shape, Statement | None] = {}
 
     # --- the run -----------------------------------------------------------------------------
@@ -237,10 +245,12 @@ class JdbcSink:
         consumer = sink_consumer(
             self.kafka, config, max_partition_fetch_bytes=FETCH_BYTES, retry_backoff_ms=IDLE_POLL_SLEEP_MS
         )
-        dead_letters = DeadLetterQueue(self.kafka, config) if config.errors_tolerance is ErrorsTolerance.ALL else None
+        dead_letters = None
         try:
             stored = self._with_retries(session, self._stored_offsets)
             partitions, result.missing_topics = topic_partitions_of(config, consumer)
+            if self.ledger is not None:
+                dead_letters = DeadLetterQueue(self.kafka, config, sorted({tp.topic for tp in partitions}))
             for topic in result.missing_topics:
                 log.warning("connector %r: topic %r does not exist (yet); nothing to read from it", config.name, topic)
             if partitions:
@@ -322,14 +332,19 @@ class JdbcSink:
                 for shape, group in itertools.groupby(changes, key=_shape_of):
                     self._write_group(cursor, shape, list(group), stats, failures)
             faults.reached("sink.rows_written")
+            done: set[tuple[str, int, int]] = set()
             if failures:
                 assert dead_letters is not None  # with errors.tolerance=none _failure raised already
-                dead_letters.publish(failures)
+                self._dead_letter(failures, dead_letters)
                 faults.reached("sink.dead_letters_published")
             self.offsets.store(conn, covered)
+            if self.ledger is not None:
+                done = self.ledger.forget(conn, covered)
             faults.reached("sink.before_commit")
             conn.commit()
             faults.reached("sink.committed")
+            if self.ledger is not None:
+                self.ledger.committed(done)
             return stats, failures
 
         stats, failures = self._with_retries(session, attempt)
@@ -346,8 +361,27 @@ class JdbcSink:
     def _stored_offsets(self, conn: pymysql.Connection) -> dict[TopicPartition, int]:
         self.offsets.ensure_table(conn)
         stored = self.offsets.load(conn)
+        if self.ledger is not None:
+            self.ledger.load(conn)
         conn.commit()
         return stored
+
+    def _dead_letter(self, failures: list[Failure], dead_letters: DeadLetterQueue) -> None:
+        """Send the batch's failures not sent by an earlier try, note the acknowledged ones, stop on a refused one."""
+        ledger = self.ledger
+        assert ledger is not None
+        pending = [failure for failure in failures if not ledger.was_sent(failure.record)]
+        refused = dead_letters.publish(pending)
+        turned_down = {id(r.failure) for r in refused}
+        ledger.record([failure.record for failure in pending if id(failure) not in turned_down])
+        if refused:
+            others = f"; {len(refused) - 1} more of the batch refused too" if len(refused) > 1 else ""
+            raise SinkError(
+                f"connector {self.config.name!r}: "
+                + refused[0].describe(self.config.dlq_topic, dead_letters.max_message_bytes)
+                + f"{others}. Nothing of its batch was committed; the next run does the batch again without "
+                "re-sending the dead letters the broker acknowledged"
+            )
 
     def _commit_offsets_only(
         self, conn: pymysql.Connection, positions: dict[TopicPartition, int], moved: dict[TopicPartition, int]
