@@ -75,6 +75,20 @@ class RecordRejected(MungmoError):
         self.cause = cause
 
 
+class KafkaUnavailable(MungmoError):
+    """No Kafka broker could be reached: which servers, since when (``time.monotonic()``) and the client's reason.
+
+    Raised inside a run; the run retries by ``errors.retry.timeout`` and then fails with a
+    :class:`SourceError` or :class:`SinkError` saying for how long the brokers were unreachable.
+    """
+
+    def __init__(self, servers: str, since: float, reason: str) -> None:
+        super().__init__(f"Kafka broker(s) {servers} unreachable: {reason}")
+        self.servers = servers
+        self.since = since
+        self.reason = reason
+
+
 # --- the named lock and the expiry -----------------------------------------------------------
 
 

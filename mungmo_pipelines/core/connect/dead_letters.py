@@ -162,4 +162,4 @@ class DeadLetterQueue:
         return refused
 
     def close(self) -> None:
-        self._producer.close()
+        self._producer.close(timeout=5)

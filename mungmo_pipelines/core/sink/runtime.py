@@ -49,8 +49,9 @@ from sqlalchemy import Engine
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config.jdbc_sink import ErrorsTolerance, JdbcSinkConfig
 from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure, qualified_name
-from mungmo_pipelines.core.errors import RecordRejected, SinkError
-from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address
+from mungmo_pipelines.core.errors import KafkaUnavailable, RecordRejected, SinkError
+from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address, unreachable_reason
+from mungmo_pipelines.core.kafka.outage import RetryPolicy, kafka_python_outage
 from mungmo_pipelines.core.mariadb.dialect import database_message, is_data_error, is_transient
 from mungmo_pipelines.core.sink.offsets import (
     DeadLetterLedger,
@@ -238,6 +239,25 @@ class JdbcSink:
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> SinkRun:
+        """Drain the topics; after a Kafka outage, again from the stored offsets as ``errors.retry.*`` allow.
+
+        The result is the last attempt's: batches an earlier attempt committed are written but not counted.
+        """
+        config = self.config
+        retry = RetryPolicy(config.errors_retry_timeout_ms, config.errors_retry_delay_max_ms)
+        return retry.run(config.name, self.kafka, self._run_once, self._outage_error)
+
+    def _outage_error(self, problem: str) -> SinkError:
+        return SinkError(
+            f"connector {self.config.name!r}: {problem}. Every batch written so far is committed with its offsets; "
+            "the next run starts after the last one"
+        )
+
+    def _run_once(self) -> SinkRun:
+        with kafka_python_outage(self.kafka):
+            return self._drain_topics()
+
+    def _drain_topics(self) -> SinkRun:
         started = time.monotonic()
         config = self.config
         result = SinkRun(config.name)
@@ -371,9 +391,12 @@ class JdbcSink:
         ledger = self.ledger
         assert ledger is not None
         pending = [failure for failure in failures if not ledger.was_sent(failure.record)]
+        started = time.monotonic()
         refused = dead_letters.publish(pending)
         turned_down = {id(r.failure) for r in refused}
         ledger.record([failure.record for failure in pending if id(failure) not in turned_down])
+        if refused and (reason := unreachable_reason(self.kafka.servers())):
+            raise KafkaUnavailable(self.kafka.bootstrap_servers, started, f"{reason} ({refused[0].reason})")
         if refused:
             others = f"; {len(refused) - 1} more of the batch refused too" if len(refused) > 1 else ""
             raise SinkError(

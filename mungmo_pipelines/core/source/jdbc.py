@@ -26,6 +26,7 @@ from mungmo_pipelines.core.connect.schema import UTC
 from mungmo_pipelines.core.connect.source_types import field_codec
 from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.kafka.outage import RetryPolicy
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb import catalog
 from mungmo_pipelines.core.mariadb.columns import ResultColumn
@@ -316,4 +317,6 @@ class JdbcReader:
 def run_jdbc_source(config: JdbcSourceConfig, engine: Engine, kafka: KafkaSettings) -> SourceRun:
     """One run of a JDBC source connector: every table once, from its stored offset to what is settled now."""
     offsets = SourceOffsetStore(kafka, config.offsets_topic, config.topic_replication_factor)
-    return SourceRuntime(config.name, kafka, offsets, config.transactions).run(JdbcReader(config, engine, kafka))
+    retry = RetryPolicy(config.errors_retry_timeout_ms, config.errors_retry_delay_max_ms)
+    runtime = SourceRuntime(config.name, kafka, offsets, config.transactions, retry)
+    return runtime.run(JdbcReader(config, engine, kafka))
