@@ -54,10 +54,16 @@ class ConnectorConfig:
 class JdbcConnectorConfig(ConnectorConfig):
     """The options Confluent's JDBC source and sink share."""
 
-    connection_url: str = option("connection.url", JdbcUrl(), REQUIRED, "JDBC URL: jdbc:mysql:// or jdbc:mariadb://")
+    connection_url: str = option(
+        "connection.url",
+        JdbcUrl(),
+        REQUIRED,
+        "JDBC URL: jdbc:mysql:// or jdbc:mariadb://; properties `user`, `password` and Connector/J's TLS ones "
+        "(docs/connections.md), any other refused by name",
+    )
     connection_user: str | None = option("connection.user", Text(), None, "database user")
     connection_password: Secret | None = option(
-        "connection.password", Password(), None, "database password; use ${env:NAME}"
+        "connection.password", Password(), None, "database password; use ${env:NAME} or ${file:path:key}"
     )
     db_timezone: str = option(
         "db.timezone",
