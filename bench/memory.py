@@ -19,9 +19,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import resource
-import subprocess
 import sys
 import uuid
 from pathlib import Path
@@ -32,7 +30,8 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, make_url  # noqa: E402
 
 from bench.report import Report, add_markdown_flag  # noqa: E402
-from bench.source import FILL, WALKS, connector_body  # noqa: E402
+from bench.source import FILL, WALKS, connector_body, drop_bench_data  # noqa: E402
+from bench.source import run_stage as run_source_stage  # noqa: E402
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS  # noqa: E402
 from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topic_partitions  # noqa: E402
@@ -106,14 +105,7 @@ STAGES = {"read": stage_read, "source": stage_source, "consume": stage_consume, 
 
 
 def run_stage(stage: str, **args: str | int) -> dict[str, float]:
-    command = [sys.executable, __file__, "--stage", stage] + [
-        part for name, value in args.items() for part in (f"--{name}", str(value))
-    ]
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, check=False)
-    if done.returncode != 0:
-        raise SystemExit(f"stage {stage} failed:\n{done.stderr}")
-    result: dict[str, float] = json.loads(done.stdout.strip().splitlines()[-1])
+    result: dict[str, float] = run_source_stage(stage, __file__, **args)
     print(f"  {stage} {args.get('batch', '')}: {result}", file=sys.stderr)
     return result
 
@@ -157,20 +149,12 @@ def main() -> None:
             result = run_stage("sink", database=database, topic=topic, batch=batch)
             rows.append((f"sink, batch.size={batch}", result, "consume"))
     finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-        kafka_admin = kafka().admin()
-        doomed = [t for t in kafka_admin.list_topics() if t.startswith(prefix)]
-        if doomed:
-            kafka_admin.delete_topics(doomed)
-        kafka_admin.close()
+        drop_bench_data(admin, kafka(), database, prefix)
 
     floors = {kind: result["peak_rss_mb"] for name, result, kind in rows if name.startswith("raw")}
     report = Report("Peak memory")
     report.line(f"{args.rows:,} rows of about 200 bytes (bench/source.py's walks table), each run in its own process\n")
-    header = f"| {'run':<62} | {'rows':>9} | {'peak RSS MB':>11} | {'/ raw':>6} |"
-    report.line(header)
-    report.line("|" + "|".join("-" * len(cell) for cell in header.split("|")[1:-1]) + "|")
+    report.header(f"| {'run':<62} | {'rows':>9} | {'peak RSS MB':>11} | {'/ raw':>6} |")
     for name, result, kind in rows:
         report.line(
             f"| {name:<62} | {int(result['rows']):>9,} | {result['peak_rss_mb']:>11.0f} "

@@ -25,7 +25,7 @@ from mungmo_pipelines.core.kafka.transactions import TransactionalProducer
 from mungmo_pipelines.core.settings import PROJECT_ROOT
 from tests.support.sandbox import Sandbox
 from tests.support.sink import SinkCase, member, new_case
-from tests.support.source import payloads, run_source, source_config
+from tests.support.source import payloads, run_source, source_config, wide_pets_table
 
 pytestmark = pytest.mark.stack
 
@@ -116,11 +116,7 @@ class Pipeline:
 @pytest.fixture
 def pipeline(sandbox: Sandbox) -> Pipeline:
     database = sandbox.database("src")
-    sandbox.execute(
-        database,
-        "CREATE TABLE pets (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, notes VARCHAR(400))",
-        f"INSERT INTO pets (name, notes) SELECT CONCAT('pet-', seq), REPEAT('x', 400) FROM seq_1_to_{SOURCE_ROWS}",
-    )
+    wide_pets_table(sandbox, database, SOURCE_ROWS)
     case = new_case(sandbox)
     case.produce(member(seq, f"m{seq}", "p" * 2500) for seq in range(1, SINK_RECORDS + 1))
     return Pipeline(sandbox, database, case)

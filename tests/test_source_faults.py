@@ -7,7 +7,7 @@ import pytest
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.errors import SourceError
 from tests.support.sandbox import Sandbox
-from tests.support.source import payloads, run_source, source_config
+from tests.support.source import payloads, run_source, source_config, wide_pets_table
 
 ROWS = 60_000
 
@@ -24,12 +24,7 @@ def kill_streaming_reader(sandbox: Sandbox, database: str) -> None:
 
 def test_a_killed_reader_connection_names_the_database_error_and_the_rerun_is_exact(sandbox: Sandbox) -> None:
     database = sandbox.database("src")
-    sandbox.execute(
-        database,
-        "CREATE TABLE pets (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, notes VARCHAR(400))",
-        # Rows enough (about 25 MB) that the server is still sending when the first transaction commits.
-        f"INSERT INTO pets (name, notes) SELECT CONCAT('pet-', seq), REPEAT('x', 400) FROM seq_1_to_{ROWS}",
-    )
+    wide_pets_table(sandbox, database, ROWS)
     config = source_config(
         sandbox, database, mode="incrementing", **{"table.whitelist": "pets", "transaction.boundary": "poll"}
     )
