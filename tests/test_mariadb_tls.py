@@ -3,6 +3,7 @@ asks for it, a certificate is verified against the CA it names, and a URL withou
 
 from __future__ import annotations
 
+import ssl
 import subprocess
 from pathlib import Path
 
@@ -14,7 +15,7 @@ from mungmo_pipelines.core.config.base import JdbcConnectorConfig
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.errors import SinkError, SourceError
-from mungmo_pipelines.core.mariadb.connection import create_engine
+from mungmo_pipelines.core.mariadb.connection import create_engine, pymysql_arguments
 from mungmo_pipelines.core.mariadb.session import connect
 from mungmo_pipelines.core.sink.runtime import JdbcSink
 from mungmo_pipelines.core.sink.writers import WriterSession
@@ -67,10 +68,13 @@ def sink_config(sandbox: Sandbox, database: str, topic: str, properties: str) ->
     return config
 
 
-def test_require_ssl_connects_with_tls(sandbox: Sandbox) -> None:
+def test_require_ssl_connects_with_tls_and_insists_on_it(sandbox: Sandbox) -> None:
     database = sandbox.database("tls")
     config = sink_config(sandbox, database, sandbox.topic("t"), "useSSL=true&requireSSL=true")
     assert tls_cipher(engine_of(config)) != ""
+    # An ssl context (not PyMySQL's default of TLS only when offered): a server without TLS is refused.
+    context = pymysql_arguments(config.connection.sqlalchemy_url().query)["ssl"]
+    assert isinstance(context, ssl.SSLContext) and context.verify_mode == ssl.CERT_NONE
 
 
 def test_ssl_mode_disabled_connects_without_tls(sandbox: Sandbox) -> None:
