@@ -152,8 +152,10 @@ class TransactionalProducer:
             return KafkaException(
                 KafkaError(
                     error.code(),
-                    f"{error.str()}: another producer with transactional.id {self.transactional_id!r} started "
-                    "(a second run of this connector?); this one stops without committing",
+                    f"{error.str()}: another producer with transactional.id {self.transactional_id!r} started (a "
+                    "second run of this connector?), or this one's transaction stayed open longer than "
+                    f"transaction.timeout.ms ({TRANSACTION_TIMEOUT_MS} ms) and the coordinator aborted it; it stops "
+                    "without committing",
                     fatal=True,
                 )
             )
