@@ -56,6 +56,11 @@ class Report:
     def line(self, text: str = "") -> None:
         self.lines.append(text)
 
+    def header(self, text: str) -> None:
+        """A table's header row and the markdown separator under it, each column as wide as its heading."""
+        self.line(text)
+        self.line("|" + "|".join("-" * len(cell) for cell in text.split("|")[1:-1]) + "|")
+
     def emit(self, markdown: bool) -> None:
         text = "\n".join(self.lines)
         print(text)

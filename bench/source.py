@@ -221,7 +221,7 @@ STAGES = {
 
 
 def run_stage(stage: str, script: str = __file__, **args: str | int) -> dict:
-    """Runs ``script --stage <stage>`` in its own process (its own peak RSS) and returns its JSON line."""
+    """``script --stage <stage> --<name> <value>…`` in its own process (its peak RSS its own); its last line's JSON."""
     command = [sys.executable, script, "--stage", stage] + [
         part for name, value in args.items() for part in (f"--{name}", str(value))
     ]
@@ -230,6 +230,19 @@ def run_stage(stage: str, script: str = __file__, **args: str | int) -> dict:
     if done.returncode != 0:
         raise SystemExit(f"stage {stage} failed:\n{done.stderr}")
     return json.loads(done.stdout.strip().splitlines()[-1])
+
+
+def drop_bench_data(admin: Any, settings: KafkaSettings, database: str, topic_prefix: str) -> None:
+    """Drop the bench's database and every topic whose name starts with ``topic_prefix``."""
+    with admin.begin() as conn:
+        conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
+    kafka_admin = settings.admin()
+    try:
+        doomed = [t for t in kafka_admin.list_topics() if t.startswith(topic_prefix)]
+        if doomed:
+            kafka_admin.delete_topics(doomed)
+    finally:
+        kafka_admin.close()
 
 
 def main() -> None:
@@ -282,14 +295,7 @@ def main() -> None:
             options=json.dumps({"transaction.boundary": "poll"}),
         )
     finally:
-        with admin.begin() as conn:
-            conn.exec_driver_sql(f"DROP DATABASE IF EXISTS `{database}`")
-        kafka_admin = settings.admin()
-        existing = set(kafka_admin.list_topics())
-        doomed = [t for t in existing if t.startswith(f"mungmo_test_bench_{suffix}")]
-        if doomed:
-            kafka_admin.delete_topics(doomed)
-        kafka_admin.close()
+        drop_bench_data(admin, settings, database, f"mungmo_test_bench_{suffix}")
 
     raw_read = results["raw read (PyMySQL SSCursor)"]
     raw_produce = results["raw produce (kafka-python, same records)"]
@@ -304,8 +310,7 @@ def main() -> None:
         f"| {'stage':<60} | {'rows':>9} | {'seconds':>7} | {'rows/s':>8} | {'/ produce':>9} | {'/ read':>6} "
         f"| {'peak RSS MB':>11} |"
     )
-    report.line(header)
-    report.line("|" + "|".join("-" * (len(cell)) for cell in header.split("|")[1:-1]) + "|")
+    report.header(header)
     for stage, result in results.items():
         rate = result["rows"] / result["seconds"]
         report.line(

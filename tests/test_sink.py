@@ -5,6 +5,7 @@ from __future__ import annotations
 import pytest
 
 from mungmo_pipelines.core.errors import SinkError
+from mungmo_pipelines.core.sink.runtime import MAX_BATCH_BYTES
 from mungmo_pipelines.core.sink.writers import Statement
 from tests.support.sandbox import Sandbox
 from tests.support.sink import (
@@ -350,10 +351,12 @@ def test_updates_and_deletes_fill_one_statement_per_row() -> None:
 
 
 def test_a_batch_larger_than_one_statement_lands_whole(case: SinkCase) -> None:
-    """21 rows of 200,000 four-byte characters: 16.8 MB, more than MariaDB's 16 MB max_allowed_packet."""
-    names = [chr(0x1F400 + i) * 200_000 for i in range(21)]
+    """25 rows of 200,000 characters: 5 million, more than one statement takes (a quarter of MariaDB's 16 MB
+    max_allowed_packet, as a character may take 4 bytes), within one batch (at most MAX_BATCH_BYTES of records)."""
+    names = [chr(ord("a") + i) * 200_000 for i in range(25)]
+    assert sum(map(len, names)) < MAX_BATCH_BYTES
     case.produce([member(i, name) for i, name in enumerate(names)])
     run = case.run(case.config(auto_create="true", insert_mode="upsert", pk_mode="record_key"))
-    assert (run.records, run.batches, run.stats(case.topic).inserted) == (21, 1, 21)
+    assert (run.records, run.batches, run.stats(case.topic).inserted) == (25, 1, 25)
     landed = f"SELECT seq, CHAR_LENGTH(member_name), LEFT(member_name, 1) FROM `{case.topic}` ORDER BY seq"
     assert case.rows(landed) == [(i, 200_000, name[0]) for i, name in enumerate(names)]

@@ -97,7 +97,7 @@ def test_every_documented_sink_option_is_accepted() -> None:
     ("options", "field", "expected"),
     [
         ({"quote.sql.identifiers": "never"}, "quote.sql.identifiers", "not an option this connector supports"),
-        ({"errors.retry.timeout": "1000"}, "errors.retry.timeout", "not an option this connector supports"),
+        ({"consumer.override.max.poll.records": "10"}, "consumer.override.max.poll.records", "not an option"),
         ({"transforms": "unwrap"}, "transforms", "transforms.unwrap.type: required"),
         (
             {"transforms": "route", "transforms.route.type": "org.apache.kafka.connect.transforms.RegexRouter"},

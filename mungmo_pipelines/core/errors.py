@@ -32,6 +32,10 @@ class ConnectorLoadErrors(MungmoError, ValueError):
         self.errors = errors
 
 
+class ConfigProviderError(MungmoError, ValueError):
+    """A ``${provider:…}`` reference in an option value that cannot be resolved; names provider, file and key."""
+
+
 # --- the record formats --------------------------------------------------------------------
 
 
@@ -109,6 +113,20 @@ class Conflict(OperationError):
 class ConsistencyError(MungmoError, ValueError):
     """A comparison that cannot run: a missing table or column, an unknown time zone, a column
     whose type cannot hold what the pipeline carries. The message names the side, table and column."""
+
+
+class KafkaUnavailable(MungmoError):
+    """No Kafka broker could be reached: which servers, since when (``time.monotonic()``) and the client's reason.
+
+    Raised inside a run; the run retries by ``errors.retry.timeout`` and then fails with a
+    :class:`SourceError` or :class:`SinkError` saying for how long the brokers were unreachable.
+    """
+
+    def __init__(self, servers: str, since: float, reason: str) -> None:
+        super().__init__(f"Kafka broker(s) {servers} unreachable: {reason}")
+        self.servers = servers
+        self.since = since
+        self.reason = reason
 
 
 # --- the named lock and the expiry -----------------------------------------------------------

@@ -45,6 +45,13 @@ MARIADB_ADMIN_URL = Setting(
     "an account that may create databases and users, for tests, benches and the demo's schema "
     "(default: root on the local stack's port)",
 )
+MARIADB_TLS_CA = Setting(
+    "MUNGMO_MARIADB_TLS_CA",
+    None,
+    "PEM file of the CA that signed the MariaDB server's certificate, for the TLS tests (default: the CA "
+    "`scripts/stack` makes, `.stack/mariadb/tls/ca.pem`)",
+    "tests",
+)
 KAFKA_BOOTSTRAP = Setting(
     "MUNGMO_KAFKA_BOOTSTRAP",
     None,
@@ -139,6 +146,7 @@ SETTINGS: tuple[Setting, ...] = (
     MARIADB_URL,
     MARIADB_PORT,
     MARIADB_ADMIN_URL,
+    MARIADB_TLS_CA,
     KAFKA_BOOTSTRAP,
     KAFKA_PORT,
     KAFKA_CONTROLLER_PORT,
@@ -173,6 +181,11 @@ def mariadb_server_url() -> str | None:
 
 def mariadb_admin_url() -> str:
     return MARIADB_ADMIN_URL.get() or f"mysql+pymysql://root@127.0.0.1:{MARIADB_PORT.get()}/"
+
+
+def mariadb_tls_ca() -> Path:
+    configured = MARIADB_TLS_CA.get()
+    return Path(configured) if configured else PROJECT_ROOT / ".stack" / "mariadb" / "tls" / "ca.pem"
 
 
 def kafka_bootstrap() -> str:

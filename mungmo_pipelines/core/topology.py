@@ -10,12 +10,12 @@ import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 
-from sqlalchemy import create_engine
-
 from mungmo_pipelines.core import settings
-from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, bare_table
 from mungmo_pipelines.core.config.loader import Connectors
 from mungmo_pipelines.core.config.sink import SinkConfig
+from mungmo_pipelines.core.errors import MungmoError
+from mungmo_pipelines.core.mariadb.connection import create_engine
 from mungmo_pipelines.core.source.jdbc import source_tables
 
 log = logging.getLogger(__name__)
@@ -31,7 +31,7 @@ def discover_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
     if config.query:
         return ()
     if config.table_whitelist:
-        return tuple(t.rpartition(".")[2].strip("`") for t in config.table_whitelist)
+        return tuple(bare_table(t) for t in config.table_whitelist)
     url = config.connection.on_server(settings.mariadb_server_url()).sqlalchemy_url()
     engine = create_engine(url, connect_args={"connect_timeout": 3})
     try:
@@ -41,7 +41,7 @@ def discover_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
             "connector %r: could not list the tables of %s (%s); one placeholder asset stands for all of them",
             config.name,
             config.connection.describe(),
-            type(err).__name__,
+            err if isinstance(err, MungmoError) else type(err).__name__,
         )
         return None
     finally:

@@ -24,8 +24,8 @@ from dagster_graphql import DagsterGraphQLClient
 
 from mungmo_pipelines.assets.keys import change_sensor_name, job_name, lag_sensor_name, pipeline_job_name
 from mungmo_pipelines.core import settings
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.operations.files import Catalog, ConnectorDirectory, SecretsFile
 from mungmo_pipelines.core.operations.service import Connect, RunInfo
@@ -71,7 +71,7 @@ class DagsterOrchestrator:
         jobs = [job_name(name), REPLICATE_ALL_JOB]
         if isinstance(found.config, JdbcSourceConfig) and topology.pipeline_of(found.config) is not None:
             jobs.append(pipeline_job_name(found.config))
-        if isinstance(found.config, JdbcSinkConfig):
+        if isinstance(found.config, SinkConfig):
             jobs += [pipeline_job_name(p.source) for p in topology.pipelines_with(found.config)]
         return jobs
 
@@ -132,7 +132,7 @@ class DagsterOrchestrator:
         found = catalog.files[name]
         if isinstance(found.config, JdbcSourceConfig):
             sensor = change_sensor_name(found.config)
-        elif isinstance(found.config, JdbcSinkConfig):
+        elif isinstance(found.config, SinkConfig):
             sensor = lag_sensor_name(found.config)
         else:
             return {}

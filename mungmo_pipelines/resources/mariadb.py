@@ -4,9 +4,9 @@ from __future__ import annotations
 
 from dagster import ConfigurableResource, InitResourceContext
 from pydantic import Field, PrivateAttr
-from sqlalchemy import Engine, create_engine
+from sqlalchemy import Engine
 
-from mungmo_pipelines.core.mariadb.connection import JdbcConnection
+from mungmo_pipelines.core.mariadb.connection import JdbcConnection, create_engine
 
 
 class MariaDBResource(ConfigurableResource):

@@ -56,12 +56,11 @@ class VerificationExpiryResource(ConfigurableResource):
     )
 
     def connection(self) -> JdbcConnection:
-        host, port, database, _ = parse_jdbc_url(self.jdbc_url)
-        return JdbcConnection(host, port, database, self.user, Secret(self.password))
+        return JdbcConnection.from_jdbc_url(self.jdbc_url, self.user, Secret(self.password))
 
     @property
     def database(self) -> str:
-        return parse_jdbc_url(self.jdbc_url)[2]
+        return parse_jdbc_url(self.jdbc_url).database
 
     def members_table(self) -> MembersTable:
         return MembersTable(

@@ -15,13 +15,12 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy import create_engine
-
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.faults import FAULT_INJECTION_ENV
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.mariadb.connection import create_engine
 from mungmo_pipelines.core.sink.offsets import OFFSETS_TABLE
 from mungmo_pipelines.core.sink.runtime import JdbcSink
 from tests.support.sandbox import Sandbox

@@ -58,6 +58,16 @@ def end_offset(sandbox: Sandbox, topic: str) -> int:
         consumer.close()
 
 
+def wide_pets_table(sandbox: Sandbox, database: str, rows: int) -> None:
+    """``pets`` with ``rows`` rows of about 420 bytes: 60,000 make 25 MB, enough that a run is still reading
+    (and the server still sending) when its first transaction commits."""
+    sandbox.execute(
+        database,
+        "CREATE TABLE pets (id INT AUTO_INCREMENT PRIMARY KEY, name VARCHAR(20) NOT NULL, notes VARCHAR(400))",
+        f"INSERT INTO pets (name, notes) SELECT CONCAT('pet-', seq), REPEAT('x', 400) FROM seq_1_to_{rows}",
+    )
+
+
 def writer(database: str) -> pymysql.connections.Connection:
     """A second client whose transactions stay open until the test commits or rolls them back."""
     url = make_url(mariadb_admin_url())

@@ -12,6 +12,7 @@ from mungmo_pipelines.core.config.options import (
     ConverterClass,
     Int,
     Kind,
+    Long,
     Password,
     SchemasEnabled,
     Text,
@@ -19,6 +20,7 @@ from mungmo_pipelines.core.config.options import (
     option,
 )
 from mungmo_pipelines.core.errors import ConnectorConfigError
+from mungmo_pipelines.core.kafka.topics import topic_name_problem
 from mungmo_pipelines.core.mariadb.connection import JdbcConnection, parse_jdbc_url
 from mungmo_pipelines.core.secret import Secret
 
@@ -53,15 +55,27 @@ class ConnectorConfig:
     def validate(self) -> None:
         """Checks across options, after each option parsed on its own; raise :meth:`fail`'s error."""
 
+    def check_topic(self, field_name: str, topic: str, made_from: str = "") -> None:
+        """Fail naming ``field_name`` unless Kafka would take ``topic`` as a topic name."""
+        problem = topic_name_problem(topic)
+        if problem:
+            raise self.fail(field_name, f"{made_from}{problem}")
+
 
 @dataclass(frozen=True, kw_only=True)
 class JdbcConnectorConfig(ConnectorConfig):
     """The options Confluent's JDBC source and sink share."""
 
-    connection_url: str = option("connection.url", JdbcUrl(), REQUIRED, "JDBC URL: jdbc:mysql:// or jdbc:mariadb://")
+    connection_url: str = option(
+        "connection.url",
+        JdbcUrl(),
+        REQUIRED,
+        "JDBC URL: jdbc:mysql:// or jdbc:mariadb://; properties `user`, `password` and Connector/J's TLS ones "
+        "(docs/connections.md), any other refused by name",
+    )
     connection_user: str | None = option("connection.user", Text(), None, "database user")
     connection_password: Secret | None = option(
-        "connection.password", Password(), None, "database password; use ${env:NAME}"
+        "connection.password", Password(), None, "database password; use ${env:NAME} or ${file:path:key}"
     )
     db_timezone: str = option(
         "db.timezone",
@@ -71,6 +85,19 @@ class JdbcConnectorConfig(ConnectorConfig):
         " set the session's `time_zone` to it (non-UTC zones need MariaDB's time zone tables)",
     )
     tasks_max: int = option("tasks.max", Int(1), 1, "accepted; a run is one task")
+    errors_retry_timeout_ms: int = option(
+        "errors.retry.timeout",
+        Long(-1),
+        0,
+        "how long (ms) a run keeps retrying while the Kafka broker is unreachable before it fails saying so: "
+        "0 not at all, -1 for ever (Kafka Connect's semantics)",
+    )
+    errors_retry_delay_max_ms: int = option(
+        "errors.retry.delay.max.ms",
+        Long(0),
+        60000,
+        "longest wait between those retries; they start at 300 ms and double (Kafka Connect's)",
+    )
     key_converter: str = option("key.converter", ConverterClass(), JSON_CONVERTER, "must be JsonConverter")
     value_converter: str = option("value.converter", ConverterClass(), JSON_CONVERTER, "must be JsonConverter")
     key_schemas_enable: bool = option("key.converter.schemas.enable", SchemasEnabled(), True, "must be true")
@@ -79,10 +106,7 @@ class JdbcConnectorConfig(ConnectorConfig):
     @functools.cached_property
     def connection(self) -> JdbcConnection:
         """The database, with user and password from the options or, failing those, the URL."""
-        host, port, database, props = parse_jdbc_url(self.connection_url)
-        user = self.connection_user or props.get("user")
-        password = self.connection_password or (Secret(props["password"]) if props.get("password") else None)
-        return JdbcConnection(host, port, database, user, password)
+        return JdbcConnection.from_jdbc_url(self.connection_url, self.connection_user, self.connection_password)
 
     @property
     def database(self) -> str:

@@ -54,7 +54,11 @@ class JdbcSinkConfig(SinkConfig):
         "delete.enabled", Bool(), False, "tombstones delete rows; needs `pk.mode=record_key`, as in the JDBC sink"
     )
     batch_size: int = option(
-        "batch.size", Int(1), 3000, "records per database transaction, written with multi-row statements"
+        "batch.size",
+        Int(1),
+        3000,
+        "records per database transaction, written with multi-row statements; a transaction also ends at 8 MiB of "
+        "records, so memory stays bounded whatever the value",
     )
     max_retries: int = option(
         "max.retries",

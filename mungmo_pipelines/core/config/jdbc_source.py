@@ -13,14 +13,22 @@ from mungmo_pipelines.core.config.options import (
     Choice,
     Csv,
     Int,
+    Long,
     OptionalLong,
     Select,
+    Short,
     Text,
     option,
 )
+from mungmo_pipelines.core.kafka.topics import topic_name_problem, topic_prefix_problem
 from mungmo_pipelines.core.kafka.transactions import BoundaryPolicy, TransactionBoundary
 
 JDBC_SOURCE_CLASS = "io.confluent.connect.jdbc.JdbcSourceConnector"
+
+
+def bare_table(name: str) -> str:
+    """A ``table.whitelist`` entry without its database qualifier (``db.table``, ```db`.`table```)."""
+    return name.rpartition(".")[2].strip("`")
 
 
 class SourceMode(StrEnum):
@@ -70,10 +78,14 @@ class JdbcSourceConfig(JdbcConnectorConfig):
         "topic.prefix", Text(), REQUIRED, "topic = prefix + table (or the prefix alone with query)"
     )
     batch_max_rows: int = option(
-        "batch.max.rows", Int(1), 100, "rows per fetch (and per transaction with transaction.boundary=poll)"
+        "batch.max.rows",
+        Int(1),
+        100,
+        "rows per fetch, at most 1000 whatever the value (bounded memory), and per transaction with "
+        "transaction.boundary=poll",
     )
     poll_interval_ms: int = option("poll.interval.ms", Int(1), 5000, "how often the sensor looks for new rows")
-    timestamp_delay_interval_ms: int = option("timestamp.delay.interval.ms", Int(0), 0, "rows younger than this wait")
+    timestamp_delay_interval_ms: int = option("timestamp.delay.interval.ms", Long(0), 0, "rows younger than this wait")
     timestamp_initial: int | None = option(
         "timestamp.initial", OptionalLong(), None, "first timestamp offset (ms since epoch, -1 = now)"
     )
@@ -91,11 +103,11 @@ class JdbcSourceConfig(JdbcConnectorConfig):
         "when records and offsets commit: every batch.max.rows rows (poll) or every interval",
     )
     transaction_interval_ms: int = option(
-        "transaction.boundary.interval.ms", Int(1), 1000, "commit interval with transaction.boundary=interval"
+        "transaction.boundary.interval.ms", Long(0), 1000, "commit interval with transaction.boundary=interval"
     )
     topic_partitions: int = option("topic.creation.default.partitions", Int(1), 1, "partitions of created topics")
     topic_replication_factor: int = option(
-        "topic.creation.default.replication.factor", Int(1), 1, "replication of created topics"
+        "topic.creation.default.replication.factor", Short(1), 1, "replication of created topics"
     )
     offsets_topic: str = option(
         "offsets.storage.topic", Text(), settings.OFFSETS_TOPIC, "compacted topic holding source offsets"
@@ -114,6 +126,27 @@ class JdbcSourceConfig(JdbcConnectorConfig):
                 raise self.fail("query", "expected either query or table.whitelist/table.blacklist, not both")
         elif self.table_whitelist and self.table_blacklist:
             raise self.fail("table.blacklist", "expected table.whitelist or table.blacklist, not both")
+        self.check_topic("offsets.storage.topic", self.offsets_topic)
+        self.validate_topics()
+
+    def validate_topics(self) -> None:
+        """The topics this connector writes are legal Kafka names: the query's, each whitelisted table's, or
+        (tables found at run time) the prefix's characters with room for a table name."""
+        if self.query:
+            self.check_topic("topic.prefix", self.topic_prefix, "with query, the prefix is the topic: ")
+        elif self.table_whitelist:
+            for table in self.table_whitelist:
+                made_from = f"topic.prefix {self.topic_prefix!r} + table {bare_table(table)!r}: "
+                self.check_topic("topic.prefix", self.topic_for(bare_table(table)), made_from)
+        else:
+            problem = topic_prefix_problem(self.topic_prefix)
+            if problem:
+                raise self.fail("topic.prefix", problem)
+
+    def table_topic_problem(self, table: str) -> str | None:
+        """Why ``table``'s topic (``topic.prefix`` + table) cannot be a Kafka topic, or ``None``."""
+        problem = topic_name_problem(self.topic_for(table))
+        return f"topic.prefix {self.topic_prefix!r} + table {table!r}: {problem}" if problem else None
 
     @property
     def transactions(self) -> BoundaryPolicy:

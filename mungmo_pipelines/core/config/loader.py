@@ -2,8 +2,9 @@
 
 Option names, defaults and value formats follow the connector class the body names. Everything
 is checked when the file loads, before any run, and every error names the connector, the field
-and what was expected. Secrets are interpolated from ``${env:NAME}`` or ``${file:path:key}`` (a
-properties file, as Kafka Connect's FileConfigProvider reads it) and never printed.
+and what was expected. Secrets come from ``${env:NAME}`` or ``${file:path:key}`` references
+(``providers.py``: a properties file, as Kafka Connect's FileConfigProvider reads it) and are never
+printed.
 
 A directory loads connector by connector: a bad file is reported (:attr:`Connectors.errors`)
 and the others load, as Kafka Connect refuses one bad POST and keeps the other connectors.
@@ -25,12 +26,10 @@ from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS, Debe
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.options import REQUIRED, option_groups_of, options_of
-from mungmo_pipelines.core.config.properties import read_properties
+from mungmo_pipelines.core.config.providers import resolve_references
 from mungmo_pipelines.core.config.sink import SinkConfig
-from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
+from mungmo_pipelines.core.errors import ConfigProviderError, ConnectorConfigError, ConnectorLoadErrors
 
-# ${env:NAME}, and Kafka Connect's FileConfigProvider: ${file:<path of a properties file>:<key>}.
-_REFERENCE = re.compile(r"\$\{(env|file):([^}]+)\}")
 # Keys of a body that are not options of its class.
 BODY_KEYS = ("name", "connector.class")
 
@@ -50,32 +49,12 @@ def connector_identifier(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_]", "_", name)
 
 
-def _interpolate(value: str, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
-    def resolve(match: re.Match[str]) -> str:
-        provider, argument = match[1], match[2]
-        if provider == "env":
-            if argument not in environ:
-                raise ConnectorConfigError(name, key, f"environment variable {argument} is not set", origin)
-            return environ[argument]
-        path, _, property_key = argument.rpartition(":")
-        if not path or not property_key:
-            raise ConnectorConfigError(name, key, f"expected ${{file:<path>:<key>}}, got {match[0]!r}", origin)
-        try:
-            properties = read_properties(Path(path))
-        except OSError as err:
-            raise ConnectorConfigError(
-                name, key, f"${{file:…}} names {path!r}, which cannot be read ({err.strerror})", origin
-            ) from None
-        if property_key not in properties:
-            raise ConnectorConfigError(name, key, f"${{file:…}}: {path!r} has no key {property_key!r}", origin)
-        return properties[property_key]
-
-    return _REFERENCE.sub(resolve, value)
-
-
 def option_text(value: Any, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
     """An option's JSON value as the text its kind parses, references resolved."""
-    return _interpolate(_as_text(value, name, key, origin), name, key, origin, environ)
+    try:
+        return resolve_references(_as_text(value, name, key, origin), environ)
+    except ConfigProviderError as err:
+        raise ConnectorConfigError(name, key, str(err), origin) from None
 
 
 def _as_text(value: Any, name: str, key: str, origin: str) -> str:

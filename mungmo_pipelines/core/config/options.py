@@ -56,20 +56,41 @@ class Password(Kind["Secret | None"]):
         return Secret(text) if text else None
 
 
+# Kafka Connect's ConfigDef integer types: SHORT, INT and LONG are Java's 16, 32 and 64-bit integers.
+SHORT_MAX = 2**15 - 1
+INT_MAX = 2**31 - 1
+LONG_MAX = 2**63 - 1
+
+
 @dataclass(frozen=True)
 class Int(Kind[int]):
+    """A ConfigDef ``INT``: at least ``minimum`` (the option's own range) and at most Java's ``int``."""
+
     minimum: int
-    maximum: int | None = None
+    maximum: int = INT_MAX
 
     def parse(self, text: str) -> int:
         try:
             number = int(text)
         except ValueError:
             raise ValueError(f"expected an integer, got {text!r}") from None
-        if number < self.minimum or (self.maximum is not None and number > self.maximum):
-            upper = f" and <= {self.maximum}" if self.maximum is not None else ""
-            raise ValueError(f"expected an integer >= {self.minimum}{upper}, got {number}")
+        if not self.minimum <= number <= self.maximum:
+            raise ValueError(f"expected an integer from {self.minimum} to {self.maximum}, got {number}")
         return number
+
+
+@dataclass(frozen=True)
+class Long(Int):
+    """A ConfigDef ``LONG``: Java's 64-bit ``long``."""
+
+    maximum: int = LONG_MAX
+
+
+@dataclass(frozen=True)
+class Short(Int):
+    """A ConfigDef ``SHORT`` (replication factors): Java's 16-bit ``short``."""
+
+    maximum: int = SHORT_MAX
 
 
 class OptionalLong(Kind["int | None"]):
@@ -78,7 +99,7 @@ class OptionalLong(Kind["int | None"]):
     def parse(self, text: str) -> int | None:
         if text == "":
             return None
-        return Int(-(2**63), 2**63 - 1).parse(text)
+        return Long(-LONG_MAX - 1).parse(text)
 
 
 class Bool(Kind[bool]):

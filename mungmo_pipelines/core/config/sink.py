@@ -17,7 +17,7 @@ from enum import StrEnum
 from typing import Any, ClassVar
 
 from mungmo_pipelines.core.config.base import JdbcConnectorConfig
-from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Int, Regex, Text, option, option_group
+from mungmo_pipelines.core.config.options import Bool, Choice, Csv, Regex, Short, Text, option, option_group
 from mungmo_pipelines.core.config.transforms import ExtractNewRecordState, parse_transforms
 from mungmo_pipelines.core.mariadb.dialect import identifier_problem
 
@@ -86,7 +86,7 @@ class SinkConfig(JdbcConnectorConfig):
         "dead-letter topic, required with `errors.tolerance=all`; created if missing",
     )
     dlq_replication_factor: int = option(
-        "errors.deadletterqueue.topic.replication.factor", Int(1), 1, "replication of the dead-letter topic"
+        "errors.deadletterqueue.topic.replication.factor", Short(1), 1, "replication of the dead-letter topic"
     )
     dlq_context_headers: bool = option(
         "errors.deadletterqueue.context.headers.enable",
@@ -186,6 +186,10 @@ class SinkConfig(JdbcConnectorConfig):
     def validate(self) -> None:
         if bool(self.topics) == bool(self.topics_regex):
             raise self.fail("topics", "expected exactly one of topics or topics.regex")
+        for topic in self.topics:
+            self.check_topic("topics", topic)
+        if self.dlq_topic:
+            self.check_topic("errors.deadletterqueue.topic.name", self.dlq_topic)
         if self.errors_tolerance is ErrorsTolerance.ALL and not self.dlq_topic:
             raise self.fail(
                 "errors.deadletterqueue.topic.name",

@@ -6,6 +6,7 @@ librdkafka (``transactions.py``), where kafka-python measured 6x slower.
 
 from __future__ import annotations
 
+import socket
 import time
 from collections.abc import Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
@@ -13,6 +14,13 @@ from typing import Any
 
 from kafka import KafkaAdminClient, KafkaConsumer, KafkaProducer, TopicPartition
 from kafka.consumer.fetcher import ConsumerRecord
+
+from mungmo_pipelines.core.errors import KafkaUnavailable
+
+# A read that makes no progress this long checks whether the brokers can be reached at all.
+STALL_PROBE_S = 2.0
+PROBE_TIMEOUT_S = 2.0
+RECONNECT_BACKOFF_MAX_MS = 1000
 
 
 @dataclass(frozen=True)
@@ -23,8 +31,17 @@ class KafkaSettings:
     client_id: str = "mungmo-pipelines"
     extra: Mapping[str, Any] = field(default_factory=dict)
 
+    def servers(self) -> list[str]:
+        return [server.strip() for server in self.bootstrap_servers.split(",")]
+
     def _common(self) -> dict[str, Any]:
-        return {"bootstrap_servers": self.bootstrap_servers.split(","), "client_id": self.client_id, **self.extra}
+        return {
+            "bootstrap_servers": self.servers(),
+            "client_id": self.client_id,
+            # kafka-python backs off up to 30 s between reconnects: a broker back from an outage went unnoticed.
+            "reconnect_backoff_max_ms": RECONNECT_BACKOFF_MAX_MS,
+            **self.extra,
+        }
 
     def producer(self, **options: Any) -> KafkaProducer:
         return KafkaProducer(**self._common(), **options)
@@ -34,6 +51,19 @@ class KafkaSettings:
 
     def admin(self) -> KafkaAdminClient:
         return KafkaAdminClient(**self._common())
+
+
+def unreachable_reason(servers: Iterable[str], timeout_s: float = PROBE_TIMEOUT_S) -> str | None:
+    """Why none of ``servers`` (``host:port``) accepts a TCP connection; ``None`` when one does."""
+    reasons = []
+    for server in servers:
+        host, _, port = server.rpartition(":")
+        try:
+            with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout_s):
+                return None
+        except (OSError, ValueError) as err:
+            reasons.append(f"connecting to {server}: {getattr(err, 'strerror', None) or err}")
+    return "; ".join(reasons)
 
 
 def topic_partitions(consumer: KafkaConsumer, topic: str) -> list[TopicPartition]:
@@ -83,7 +113,8 @@ def read_to_end(
     """Yield every record from ``start`` (or the beginning) up to ``end`` (default: the end offsets seen now).
 
     The consumer must be unsubscribed; with ``read_committed`` the end is the last stable offset,
-    so records of transactions still open are left for the next reader.
+    so records of transactions still open are left for the next reader. A read stalled for
+    :data:`STALL_PROBE_S` while no broker accepts a connection raises :class:`KafkaUnavailable`.
     """
     consumer.assign(partitions)
     end = end if end is not None else consumer.end_offsets(partitions)
@@ -103,10 +134,23 @@ def read_to_end(
         still = {tp for tp in pending if consumer.position(tp) < end[tp]}
         if batches or still != pending:
             last_progress = time.monotonic()
+        elif time.monotonic() - last_progress > STALL_PROBE_S and (
+            reason := unreachable_reason(consumer.config["bootstrap_servers"])
+        ):
+            raise KafkaUnavailable(",".join(consumer.config["bootstrap_servers"]), last_progress, reason)
         elif time.monotonic() - last_progress > stall_timeout_s:
             stuck = ", ".join(f"{tp.topic}[{tp.partition}] at {consumer.position(tp)} of {end[tp]}" for tp in still)
             raise TimeoutError(f"no progress reading to the end offsets for {stall_timeout_s:.0f}s: {stuck}")
         pending = still
+
+
+def kafka_error_text(err: BaseException) -> str:
+    """A Kafka client error with the broker's reason: kafka-python's errors often carry no message of their own."""
+    text = str(err)
+    description = getattr(err, "description", None)
+    if description and not (err.args and err.args[0]):
+        return f"{text}: {description}"
+    return text
 
 
 def record_address(record: ConsumerRecord) -> str:

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import datetime as dt
 import functools
+import ssl
 
 import pymysql
+from sqlalchemy.exc import DBAPIError
 
 # Table, column and index names; user lock names (GET_LOCK) have the same limit.
 MAX_IDENTIFIER_LENGTH = 64
@@ -71,12 +73,27 @@ def identifier_problem(name: str) -> str | None:
     return None
 
 
+def driver_error(err: BaseException) -> BaseException:
+    """PyMySQL's error, also when SQLAlchemy wrapped it (``engine.connect()``, ``raw_connection()``)."""
+    return err.orig if isinstance(err, DBAPIError) and isinstance(err.orig, BaseException) else err
+
+
 def error_code(err: BaseException) -> int | None:
+    err = driver_error(err)
     code = err.args[0] if isinstance(err, pymysql.err.MySQLError) and err.args else None
     return code if isinstance(code, int) else None
 
 
+def tls_failure(err: BaseException) -> ssl.SSLError | None:
+    """The TLS error under a failed connect (PyMySQL keeps it as ``original_exception``), or ``None``."""
+    original = getattr(driver_error(err), "original_exception", None)
+    return original if isinstance(original, ssl.SSLError) else None
+
+
 def is_transient(err: BaseException) -> bool:
+    if tls_failure(err) is not None:
+        return False  # a certificate does not get better by retrying
+    err = driver_error(err)
     return isinstance(err, pymysql.err.InterfaceError | ConnectionError) or error_code(err) in TRANSIENT_ERRORS
 
 
@@ -85,7 +102,18 @@ def is_data_error(err: BaseException) -> bool:
 
 
 def database_message(err: BaseException) -> str:
+    tls = tls_failure(err)
+    if tls is not None:
+        if isinstance(tls, ssl.SSLCertVerificationError):
+            reason = f"certificate verify failed: {tls.verify_message}"
+        else:
+            reason = tls.reason or str(tls)
+        return (
+            f"MariaDB error {error_code(err)}: TLS with the server failed: {reason} "
+            "(see sslMode and serverSslCert in connection.url)"
+        )
     code = error_code(err)
+    err = driver_error(err)
     return f"MariaDB error {code}: {err.args[1]}" if code is not None and len(err.args) > 1 else str(err)
 
 

@@ -12,7 +12,11 @@ from contextlib import contextmanager
 from typing import Any, Protocol
 
 import pymysql
+import pymysql.cursors
 from sqlalchemy import Connection, Engine
+from sqlalchemy.pool import PoolProxiedConnection
+
+from mungmo_pipelines.core.mariadb.connection import pymysql_arguments
 
 Row = tuple[Any, ...]
 
@@ -64,15 +68,40 @@ def dbapi_cursor(conn: Connection) -> Iterator[Cursor]:
         cursor.close()
 
 
+def close_streaming(cursor: pymysql.cursors.SSCursor) -> None:
+    """Close a server-side cursor, or, when its connection was lost, only forget it.
+
+    Closing reads the rest of the result from the socket; PyMySQL has already dropped the socket
+    of a lost connection, and its ``close()`` (and its result's ``__del__``) then fail with
+    ``AttributeError: 'NoneType' object has no attribute 'read'``, hiding the database's own error.
+    """
+    connection = cursor.connection
+    if connection is not None and connection.open:
+        cursor.close()
+        return
+    result = cursor._result  # type: ignore[attr-defined]  # PyMySQL's unbuffered result: no public accessor
+    if result is not None:
+        result.unbuffered_active = False
+    cursor.connection = None  # type: ignore[assignment]
+
+
+def release(connection: PoolProxiedConnection) -> None:
+    """Return a pooled connection, or discard it when it was lost (its reset would fail and log a traceback)."""
+    dbapi = connection.dbapi_connection
+    if isinstance(dbapi, pymysql.Connection) and not dbapi.open:
+        connection.invalidate()
+    else:
+        connection.close()
+
+
 def connect(engine: Engine, **options: Any) -> pymysql.Connection:
-    """A new PyMySQL connection to ``engine``'s database, with ``options`` overriding the engine's.
+    """A new PyMySQL connection to ``engine``'s database (and with its URL's TLS), ``options`` overriding the engine's.
 
     ``client_flag`` given here replaces the engine's flags (SQLAlchemy sets ``CLIENT.FOUND_ROWS``,
     which callers that count changed rows must not have).
     """
     args, kwargs = engine.dialect.create_connect_args(engine.url)
-    kwargs.update(options)
-    return pymysql.connect(*args, **kwargs)
+    return pymysql.connect(*args, **pymysql_arguments({**kwargs, **options}))
 
 
 def engine_client_flags(engine: Engine) -> int:

@@ -27,7 +27,7 @@ from typing import Any
 from mungmo_pipelines.core.config.base import ConnectorConfig
 from mungmo_pipelines.core.config.loader import Connectors, connector_identifier, load_connectors
 from mungmo_pipelines.core.config.options import Password, options_of
-from mungmo_pipelines.core.config.properties import format_properties, read_properties
+from mungmo_pipelines.core.config.providers import format_properties, read_properties
 from mungmo_pipelines.core.errors import ConnectorConfigError
 from mungmo_pipelines.core.mariadb.connection import parse_jdbc_url
 
@@ -141,7 +141,7 @@ def _holds_password(key: str, value: str) -> bool:
     if key != CONNECTION_URL:
         return False
     try:
-        return bool(parse_jdbc_url(value)[3].get("password"))
+        return parse_jdbc_url(value).password is not None
     except ValueError:
         return False
 

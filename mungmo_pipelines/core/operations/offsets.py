@@ -30,8 +30,8 @@ from pymysql.err import ProgrammingError
 from sqlalchemy import Engine
 
 from mungmo_pipelines.core.config.base import ConnectorConfig
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, SourceMode
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.errors import BadRequest
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
@@ -222,7 +222,7 @@ class JdbcSourceOffsets(TopicSourceOffsets):
 class SinkOffsets:
     """A sink's offsets: rows of ``_connect_sink_offsets`` in its target database, and its consumer group."""
 
-    def __init__(self, config: JdbcSinkConfig, kafka: KafkaSettings, engine: Engine) -> None:
+    def __init__(self, config: SinkConfig, kafka: KafkaSettings, engine: Engine) -> None:
         self.config = config
         self.kafka = kafka
         self.engine = engine
@@ -360,7 +360,7 @@ OffsetsFactory = Callable[[Any, KafkaSettings, EngineFor], ConnectorOffsets]
 # connector config class -> how its offsets are kept. A new connector class registers its own here.
 OFFSET_KINDS: dict[type[ConnectorConfig], OffsetsFactory] = {
     JdbcSourceConfig: lambda config, kafka, engine_for: JdbcSourceOffsets(config, kafka),
-    JdbcSinkConfig: lambda config, kafka, engine_for: SinkOffsets(config, kafka, engine_for(config.connection)),
+    SinkConfig: lambda config, kafka, engine_for: SinkOffsets(config, kafka, engine_for(config.connection)),
 }
 
 

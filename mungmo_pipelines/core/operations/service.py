@@ -17,9 +17,9 @@ from sqlalchemy import Engine, create_engine
 
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.base import ConnectorConfig
-from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import CONNECTOR_CLASSES
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import BadRequest, Conflict, NotFound
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.mariadb.connection import JdbcConnection
@@ -208,7 +208,7 @@ class Connect:
     def _lag(self, config: ConnectorConfig) -> dict[str, Any]:
         """How far behind: a sink per partition, a source per table (rows past its stored offset)."""
         try:
-            if isinstance(config, JdbcSinkConfig):
+            if isinstance(config, SinkConfig):
                 lag = measure_lag(config, self.engine(config.connection), self.kafka)
                 return {
                     "records": lag.total,
@@ -244,7 +244,7 @@ class Connect:
             else:
                 tables = config.table_whitelist or source_tables(config, self.engine(config.connection))
                 topics = sorted({config.topic_for(table.rpartition(".")[2].strip("`")) for table in tables})
-        elif isinstance(config, JdbcSinkConfig):
+        elif isinstance(config, SinkConfig):
             if config.topics:
                 topics = list(config.topics)
             else:

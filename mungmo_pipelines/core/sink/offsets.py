@@ -11,11 +11,12 @@ where Kafka Connect stopped), else at the beginning of the topic.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from contextlib import closing
 from typing import Any
 
 from kafka import KafkaConsumer, TopicPartition
+from kafka.consumer.fetcher import ConsumerRecord
 from pymysql.err import ProgrammingError
 from sqlalchemy import Engine
 
@@ -26,6 +27,7 @@ from mungmo_pipelines.core.mariadb.dialect import NO_SUCH_TABLE
 from mungmo_pipelines.core.mariadb.session import DbConnection
 
 OFFSETS_TABLE = "_connect_sink_offsets"
+DEAD_LETTERS_TABLE = "_connect_sink_dead_letters"
 
 
 class OffsetStore:
@@ -76,6 +78,70 @@ class OffsetStore:
                 f"connector {self.connector!r}: stored offsets moved during this run ({detail}): another process "
                 "is writing for this connector; this run stops without committing"
             )
+
+
+class DeadLetterLedger:
+    """Records of batches not committed yet whose dead letters the broker has acknowledged
+    (``_connect_sink_dead_letters``).
+
+    A batch that fails after some of its dead letters were acknowledged (the database lost, another
+    dead letter refused) is done again, in this run or the next; the ledger keeps it from sending
+    those dead letters twice. A row is written on a connection of its own and committed at once,
+    as it must outlive the batch's rollback, and deleted by the transaction that commits the batch.
+    A crash between the broker's ack and that write repeats a dead letter, never loses one.
+    """
+
+    def __init__(self, connector: str, engine: Engine) -> None:
+        self.connector = connector
+        self.engine = engine
+        self.sent: set[tuple[str, int, int]] = set()
+
+    def load(self, conn: DbConnection) -> None:
+        with closing(conn.cursor()) as cursor:
+            cursor.execute(
+                f"CREATE TABLE IF NOT EXISTS {DEAD_LETTERS_TABLE} ("
+                "connector VARCHAR(255) COLLATE utf8mb4_nopad_bin NOT NULL, "
+                "topic VARCHAR(249) COLLATE utf8mb4_nopad_bin NOT NULL, kafka_partition INT NOT NULL, "
+                "kafka_offset BIGINT NOT NULL, PRIMARY KEY (connector, topic, kafka_partition, kafka_offset)) "
+                "DEFAULT CHARSET=utf8mb4"
+            )
+            cursor.execute(
+                f"SELECT topic, kafka_partition, kafka_offset FROM {DEAD_LETTERS_TABLE} WHERE connector = %s",
+                (self.connector,),
+            )
+            self.sent = {(topic, partition, offset) for topic, partition, offset in cursor.fetchall()}
+
+    def was_sent(self, record: ConsumerRecord) -> bool:
+        return (record.topic, record.partition, record.offset) in self.sent
+
+    def record(self, records: Sequence[ConsumerRecord]) -> None:
+        """Note ``records`` as dead-lettered, committed now on a connection of its own."""
+        if not records:
+            return
+        rows = [(self.connector, r.topic, r.partition, r.offset) for r in records]
+        with self.engine.begin() as conn:
+            conn.exec_driver_sql(
+                f"INSERT IGNORE INTO {DEAD_LETTERS_TABLE} (connector, topic, kafka_partition, kafka_offset) "
+                "VALUES (%s, %s, %s, %s)",
+                rows,
+            )
+        self.sent.update(row[1:] for row in rows)
+
+    def forget(self, conn: DbConnection, covered: Mapping[TopicPartition, int]) -> set[tuple[str, int, int]]:
+        """Delete the rows of records before ``covered`` in the transaction that commits them; returns them,
+        for :meth:`committed` once that transaction has committed."""
+        done = {entry for entry in self.sent if covered.get(TopicPartition(entry[0], entry[1]), -1) > entry[2]}
+        if done:
+            with closing(conn.cursor()) as cursor:
+                cursor.executemany(
+                    f"DELETE FROM {DEAD_LETTERS_TABLE} WHERE connector = %s AND topic = %s AND kafka_partition = %s "
+                    "AND kafka_offset = %s",
+                    [(self.connector, *entry) for entry in sorted(done)],
+                )
+        return done
+
+    def committed(self, done: set[tuple[str, int, int]]) -> None:
+        self.sent -= done
 
 
 def stored_positions(engine: Engine, connector: str) -> dict[TopicPartition, int]:

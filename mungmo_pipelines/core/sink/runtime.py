@@ -15,7 +15,8 @@ Inside a batch:
   row by row inside a savepoint to isolate the bad record; with ``errors.tolerance=all`` it goes
   to the dead-letter topic and the good rows still land.
 * Dead letters are produced and acknowledged before the commit that moves past them: a crash
-  between the two can repeat a dead letter on the rerun, never lose one.
+  between the two can repeat a dead letter on the rerun, never lose one. Acknowledged ones are
+  noted (``DeadLetterLedger``), so a batch done again after a failure does not send them again.
 * Transient database errors (deadlock, lock wait timeout, lost connection) roll the batch back
   and retry it ``max.retries`` times, ``retry.backoff.ms`` apart, on a fresh connection.
 * The session uses a strict ``sql_mode`` so MariaDB rejects instead of truncating.
@@ -55,10 +56,17 @@ from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config.sink import ErrorsTolerance, SinkConfig
 from mungmo_pipelines.core.connect.dead_letters import DeadLetterQueue, Failure, qualified_name
 from mungmo_pipelines.core.connect.sink_types import fraction_loss
-from mungmo_pipelines.core.errors import ConnectValueError, RecordRejected, SinkError, TableNameError
-from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address
+from mungmo_pipelines.core.errors import ConnectValueError, KafkaUnavailable, RecordRejected, SinkError, TableNameError
+from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, record_address, unreachable_reason
+from mungmo_pipelines.core.kafka.outage import RetryPolicy, kafka_python_outage
 from mungmo_pipelines.core.mariadb.dialect import database_message, is_data_error, is_transient
-from mungmo_pipelines.core.sink.offsets import OffsetStore, sink_consumer, starting_positions, topic_partitions_of
+from mungmo_pipelines.core.sink.offsets import (
+    DeadLetterLedger,
+    OffsetStore,
+    sink_consumer,
+    starting_positions,
+    topic_partitions_of,
+)
 from mungmo_pipelines.core.sink.records import TASK_PUT, RecordDecoder, RowChange, Shape
 from mungmo_pipelines.core.sink.tables import NarrowColumn, TableManager
 from mungmo_pipelines.core.sink.writers import CountingCursor, Statement, TableStats, WriterSession, writer_for
@@ -72,6 +80,9 @@ FETCH_BYTES = 8 * 1024 * 1024
 # sits unread in _completed_fetches through the sleep. Measured at 8 such sleeps per 200,000
 # records, 13% of the run; the Java client once had the same stall (KAFKA-2486).
 IDLE_POLL_SLEEP_MS = 20
+# A batch also ends at this many bytes of records (keys and values), whatever batch.size says: a batch
+# is held decoded in memory, up to three at once (one written, one queued, one being read).
+MAX_BATCH_BYTES = 8 * 1024 * 1024
 
 T = TypeVar("T")
 
@@ -117,10 +128,11 @@ class SinkRun:
 
 @dataclass
 class DecodedBatch:
-    """Up to ``batch.size`` consecutive records, decoded, and the positions just past them."""
+    """Up to ``batch.size`` consecutive records (and :data:`MAX_BATCH_BYTES`), decoded, and the positions past them."""
 
     size: int = 0
     skipped: int = 0
+    bytes: int = 0
     changes: list[RowChange] = field(default_factory=list)
     rejected: list[tuple[ConsumerRecord, RecordRejected]] = field(default_factory=list)
     covered: dict[TopicPartition, int] = field(default_factory=dict)
@@ -167,14 +179,17 @@ class BatchReader:
                     elif change.shape.truncate:  # DDL: a batch of its own, after everything before it
                         if batch.size:
                             self._hand_over(batch, last)
-                        self._hand_over(DecodedBatch(1, 0, [change]), {(record.topic, record.partition): record.offset})
+                        self._hand_over(
+                            DecodedBatch(size=1, changes=[change]), {(record.topic, record.partition): record.offset}
+                        )
                         batch, last = DecodedBatch(), {}
                         continue
                     else:
                         batch.changes.append(change)
                 last[record.topic, record.partition] = record.offset
                 batch.size += 1
-                if batch.size >= self._batch_size:
+                batch.bytes += len(record.key or b"") + len(record.value or b"")
+                if batch.size >= self._batch_size or batch.bytes >= MAX_BATCH_BYTES:
                     self._hand_over(batch, last)
                     batch, last = DecodedBatch(), {}
             if batch.size:
@@ -240,11 +255,31 @@ class JdbcSink:
         self.decoder = RecordDecoder(config, zone)
         self.tables = TableManager(config, zone)
         self.offsets = OffsetStore(config.name)
+        self.ledger = DeadLetterLedger(config.name, engine) if config.errors_tolerance is ErrorsTolerance.ALL else None
         self._statements: dict[Shape, Statement | None] = {}
 
     # --- the run -----------------------------------------------------------------------------
 
     def run(self) -> SinkRun:
+        """Drain the topics; after a Kafka outage, again from the stored offsets as ``errors.retry.*`` allow.
+
+        The result is the last attempt's: batches an earlier attempt committed are written but not counted.
+        """
+        config = self.config
+        retry = RetryPolicy(config.errors_retry_timeout_ms, config.errors_retry_delay_max_ms)
+        return retry.run(config.name, self.kafka, self._run_once, self._outage_error)
+
+    def _outage_error(self, problem: str) -> SinkError:
+        return SinkError(
+            f"connector {self.config.name!r}: {problem}. Every batch written so far is committed with its offsets; "
+            "the next run starts after the last one"
+        )
+
+    def _run_once(self) -> SinkRun:
+        with kafka_python_outage(self.kafka):
+            return self._drain_topics()
+
+    def _drain_topics(self) -> SinkRun:
         started = time.monotonic()
         config = self.config
         result = SinkRun(config.name)
@@ -252,13 +287,12 @@ class JdbcSink:
         consumer = sink_consumer(
             self.kafka, config, max_partition_fetch_bytes=FETCH_BYTES, retry_backoff_ms=IDLE_POLL_SLEEP_MS
         )
-        dead_letters = DeadLetterQueue(self.kafka, config) if config.errors_tolerance is ErrorsTolerance.ALL else None
+        dead_letters = None
         try:
-            conn = session.connection()
-            self.offsets.ensure_table(conn)
-            stored = self.offsets.load(conn)
-            conn.commit()
+            stored = self._with_retries(session, self._stored_offsets)
             partitions, result.missing_topics = topic_partitions_of(config, consumer)
+            if self.ledger is not None:
+                dead_letters = DeadLetterQueue(self.kafka, config, sorted({tp.topic for tp in partitions}))
             for topic in result.missing_topics:
                 log.warning("connector %r: topic %r does not exist (yet); nothing to read from it", config.name, topic)
             if partitions:
@@ -343,14 +377,19 @@ class JdbcSink:
                 for shape, group in itertools.groupby(changes, key=_shape_of):
                     self._write_group(cursor, shape, list(group), stats, failures)
             faults.reached("sink.rows_written")
+            done: set[tuple[str, int, int]] = set()
             if failures:
                 assert dead_letters is not None  # with errors.tolerance=none _failure raised already
-                dead_letters.publish(failures)
+                self._dead_letter(failures, dead_letters)
                 faults.reached("sink.dead_letters_published")
             self.offsets.store(conn, covered)
+            if self.ledger is not None:
+                done = self.ledger.forget(conn, covered)
             faults.reached("sink.before_commit")
             conn.commit()
             faults.reached("sink.committed")
+            if self.ledger is not None:
+                self.ledger.committed(done)
             return stats, failures
 
         stats, failures = self._with_retries(session, attempt)
@@ -396,6 +435,34 @@ class JdbcSink:
             return self.decoder.table(failure.record.topic)
         except TableNameError:
             return str(failure.record.topic)
+
+    def _stored_offsets(self, conn: pymysql.Connection) -> dict[TopicPartition, int]:
+        self.offsets.ensure_table(conn)
+        stored = self.offsets.load(conn)
+        if self.ledger is not None:
+            self.ledger.load(conn)
+        conn.commit()
+        return stored
+
+    def _dead_letter(self, failures: list[Failure], dead_letters: DeadLetterQueue) -> None:
+        """Send the batch's failures not sent by an earlier try, note the acknowledged ones, stop on a refused one."""
+        ledger = self.ledger
+        assert ledger is not None
+        pending = [failure for failure in failures if not ledger.was_sent(failure.record)]
+        started = time.monotonic()
+        refused = dead_letters.publish(pending)
+        turned_down = {id(r.failure) for r in refused}
+        ledger.record([failure.record for failure in pending if id(failure) not in turned_down])
+        if refused and (reason := unreachable_reason(self.kafka.servers())):
+            raise KafkaUnavailable(self.kafka.bootstrap_servers, started, f"{reason} ({refused[0].reason})")
+        if refused:
+            others = f"; {len(refused) - 1} more of the batch refused too" if len(refused) > 1 else ""
+            raise SinkError(
+                f"connector {self.config.name!r}: "
+                + refused[0].describe(self.config.dlq_topic, dead_letters.max_message_bytes)
+                + f"{others}. Nothing of its batch was committed; the next run does the batch again without "
+                "re-sending the dead letters the broker acknowledged"
+            )
 
     def _commit_offsets_only(
         self, conn: pymysql.Connection, positions: dict[TopicPartition, int], moved: dict[TopicPartition, int]

@@ -10,12 +10,15 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pymysql
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy import Engine
+from sqlalchemy.exc import DBAPIError
 
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.connect.json_converter import RowEncoder
@@ -23,11 +26,12 @@ from mungmo_pipelines.core.connect.schema import UTC
 from mungmo_pipelines.core.connect.source_types import field_codec
 from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.kafka.outage import RetryPolicy
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb import catalog
 from mungmo_pipelines.core.mariadb.columns import ResultColumn
-from mungmo_pipelines.core.mariadb.dialect import is_utc, quote
-from mungmo_pipelines.core.mariadb.session import Cursor, dbapi_cursor
+from mungmo_pipelines.core.mariadb.dialect import database_message, is_utc, quote
+from mungmo_pipelines.core.mariadb.session import Cursor, dbapi_cursor, release
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, table_partition
 from mungmo_pipelines.core.source.queriers import Querier, querier_for
 from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime
@@ -88,7 +92,14 @@ def resolve_tables(config: JdbcSourceConfig, existing: Sequence[str]) -> list[st
             )
         return wanted
     excluded = {bare(t, "table.blacklist") for t in config.table_blacklist}
-    return [t for t in existing if t not in excluded]
+    tables = [t for t in existing if t not in excluded]
+    for table in tables:
+        problem = config.table_topic_problem(table)
+        if problem:
+            raise SourceError(
+                f"connector {config.name!r}, field 'topic.prefix': {problem} (exclude the table with table.blacklist)"
+            )
+    return tables
 
 
 def source_tables(config: JdbcSourceConfig, engine: Engine) -> list[str]:
@@ -108,6 +119,11 @@ def describe_source(cursor: Cursor, table: str | None, query: str) -> SourceTabl
     database = catalog.current_database(cursor)
     primary_key = catalog.primary_key(cursor, table) if table is not None else ()
     return SourceTable(database, table, columns, primary_key)
+
+
+def subject(table: str | None) -> str:
+    """How errors name what a read was reading."""
+    return f"table {table}" if table is not None else "query"
 
 
 def instant(value: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
@@ -145,6 +161,15 @@ class TablePlan:
         return None
 
 
+@contextmanager
+def database_errors(connector: str, subject: str) -> Iterator[None]:
+    """A database error (a lost connection, a refused login) as a :class:`SourceError` naming connector and table."""
+    try:
+        yield
+    except (pymysql.err.MySQLError, DBAPIError) as err:
+        raise SourceError(f"connector {connector!r}, {subject}: {database_message(err)}") from err
+
+
 class JdbcTableRead:
     """One table's read: the querier's rows as records, and the offsets between them."""
 
@@ -163,18 +188,19 @@ class JdbcTableRead:
 
     def records(self) -> Iterator[Record]:
         querier, topic, encode = self.querier, self.topic, self.plan.encoder.encode
-        rows = querier.rows(self.cursor, self.stored)
-        admit = querier.admit
-        try:
-            for row in rows:
-                if not admit(row):
-                    break
-                self._pending = row
-                key, value = encode(row)
-                yield topic, key, value
-                self._last = row
-        finally:
-            rows.close()
+        with database_errors(self.querier.config.name, subject(self.plan.source.name)):
+            rows = querier.rows(self.cursor, self.stored)
+            admit = querier.admit
+            try:
+                for row in rows:
+                    if not admit(row):
+                        break
+                    self._pending = row
+                    key, value = encode(row)
+                    yield topic, key, value
+                    self._last = row
+            finally:
+                rows.close()
         offset, self.held_back = querier.finish(self._last)
         self._final = offset.to_value() if offset is not None else None
 
@@ -202,17 +228,20 @@ class JdbcReader:
 
     def reads(self, stored: Callable[[dict[str, Any]], dict[str, Any] | None]) -> Iterator[JdbcTableRead]:
         config = self.config
-        for table in [None] if config.query else source_tables(config, self.engine):
-            connection = self.engine.raw_connection()
-            try:
-                cursor = connection.cursor()
-                cursor.execute("SET SESSION time_zone = '+00:00', SESSION net_write_timeout = 600")
-                plan = self.plan(cursor, table)
-                ensure_topic(self.kafka, plan.topic, config.topic_partitions, config.topic_replication_factor)
-                yield JdbcTableRead(plan, querier_for(config, plan), cursor, stored(plan.partition))
-                cursor.close()
-            finally:
-                connection.close()
+        with database_errors(config.name, f"listing the tables of {config.database}"):
+            tables: list[str | None] = [None] if config.query else list(source_tables(config, self.engine))
+        for table in tables:
+            with database_errors(config.name, subject(table)):
+                connection = self.engine.raw_connection()
+                try:
+                    cursor = connection.cursor()
+                    cursor.execute("SET SESSION time_zone = '+00:00', SESSION net_write_timeout = 600")
+                    plan = self.plan(cursor, table)
+                    ensure_topic(self.kafka, plan.topic, config.topic_partitions, config.topic_replication_factor)
+                    yield JdbcTableRead(plan, querier_for(config, plan), cursor, stored(plan.partition))
+                    cursor.close()
+                finally:
+                    release(connection)
 
     def plan(self, cursor: Cursor, table: str | None) -> TablePlan:
         config = self.config
@@ -288,4 +317,6 @@ class JdbcReader:
 def run_jdbc_source(config: JdbcSourceConfig, engine: Engine, kafka: KafkaSettings) -> SourceRun:
     """One run of a JDBC source connector: every table once, from its stored offset to what is settled now."""
     offsets = SourceOffsetStore(kafka, config.offsets_topic, config.topic_replication_factor)
-    return SourceRuntime(config.name, kafka, offsets, config.transactions).run(JdbcReader(config, engine, kafka))
+    retry = RetryPolicy(config.errors_retry_timeout_ms, config.errors_retry_delay_max_ms)
+    runtime = SourceRuntime(config.name, kafka, offsets, config.transactions, retry)
+    return runtime.run(JdbcReader(config, engine, kafka))

@@ -15,7 +15,7 @@ import pymysql.cursors
 
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, SourceMode
 from mungmo_pipelines.core.connect.schema import from_epoch_millis
-from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
+from mungmo_pipelines.core.mariadb.session import Cursor, close_streaming, fetch_one
 from mungmo_pipelines.core.source.gate import GapGate, observe_transactions
 from mungmo_pipelines.core.source.offsets import GapHorizon, TimestampIncrementingOffset
 
@@ -24,6 +24,15 @@ if TYPE_CHECKING:
 
 Row = Sequence[Any]
 Rows = Generator[Row, None, None]
+
+# Rows held in memory per fetch from the server-side cursor, whatever batch.max.rows is: the option
+# bounds a Kafka transaction (transaction.boundary=poll), not what the reader may buffer.
+MAX_FETCH_ROWS = 1000
+
+
+def fetch_rows(config: JdbcSourceConfig) -> int:
+    """Rows per fetch: ``batch.max.rows``, at most :data:`MAX_FETCH_ROWS`."""
+    return min(config.batch_max_rows, MAX_FETCH_ROWS)
 
 
 def wall_clock(instant: dt.datetime, zone: dt.tzinfo) -> dt.datetime:
@@ -60,15 +69,16 @@ class Querier:
         return self.offset_after(last), ""
 
     def stream(self, cursor: Cursor, sql: str, params: Sequence[Any]) -> Rows:
-        """Rows through a server-side cursor, fetched ``batch.max.rows`` at a time (bounded memory)."""
+        """Rows through a server-side cursor, fetched :func:`fetch_rows` at a time (bounded memory)."""
         connection = cursor.connection  # type: ignore[attr-defined]
         streaming = connection.cursor(pymysql.cursors.SSCursor)
+        size = fetch_rows(self.config)
         try:
             streaming.execute(sql, params)
-            while batch := streaming.fetchmany(self.config.batch_max_rows):
+            while batch := streaming.fetchmany(size):
                 yield from batch
         finally:
-            streaming.close()
+            close_streaming(streaming)
 
 
 class BulkQuerier(Querier):

@@ -7,7 +7,8 @@ sends the partition's records through :class:`SourceTransactions`, cuts transact
 and commits the reader's final offset with the last records. So after a crash at any point a
 ``read_committed`` consumer sees each record once and the next run starts exactly where the
 last committed transaction ended (Kafka Connect's KIP-618 exactly-once source, without Kafka
-Connect).
+Connect). When Kafka cannot be reached, the run is done again from the committed offsets as
+``errors.retry.timeout`` allows (``kafka/outage.py``), then fails saying for how long it was down.
 """
 
 from __future__ import annotations
@@ -18,8 +19,12 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+from confluent_kafka import KafkaException
+
 from mungmo_pipelines.core.connect.json_converter import dumps
+from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, wait_until_committed_visible
+from mungmo_pipelines.core.kafka.outage import RetryPolicy, kafka_python_outage
 from mungmo_pipelines.core.kafka.transactions import BoundaryPolicy, SourceTransactions, TransactionalProducer
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, offset_key
 
@@ -98,28 +103,55 @@ class SourceRuntime:
     """Delivers a reader's records for one connector, exactly once."""
 
     def __init__(
-        self, connector: str, kafka: KafkaSettings, offsets: SourceOffsetStore, policy: BoundaryPolicy
+        self,
+        connector: str,
+        kafka: KafkaSettings,
+        offsets: SourceOffsetStore,
+        policy: BoundaryPolicy,
+        retry: RetryPolicy | None = None,
     ) -> None:
         self.connector = connector
         self.kafka = kafka
         self.offsets = offsets
         self.policy = policy
+        self.retry = retry or RetryPolicy()
 
     def run(self, reader: SourceReader) -> SourceRun:
-        self.offsets.ensure_topic()
-        stored = self.offsets.load(self.connector)
-        producer = TransactionalProducer(self.kafka, f"mungmo-source-{self.connector}")
-        producer.init_transactions()
-        result = SourceRun(self.connector)
-        for read in reader.reads(lambda partition: stored.get(offset_key(self.connector, partition))):
-            result.tables.append(self._deliver(producer, read, stored))
-        written = [run.topic for run in result.tables if run.rows]
-        if not wait_until_committed_visible(self.kafka, written):
-            log.warning(
-                "connector %r: another producer's open transaction holds %s back from read_committed readers",
-                self.connector,
-                ", ".join(written),
-            )
+        """Deliver the reader's records; after a Kafka outage, again from the committed offsets (``errors.retry.*``).
+
+        The result is the last attempt's: rows an earlier attempt committed are in Kafka but not counted.
+        """
+        return self.retry.run(self.connector, self.kafka, lambda: self._run_once(reader), self._outage_error)
+
+    def _outage_error(self, problem: str) -> SourceError:
+        return SourceError(
+            f"connector {self.connector!r}: {problem}. The open Kafka transaction was not committed: read_committed "
+            "consumers never see its records, and the next run resumes from the last committed offset"
+        )
+
+    def _run_once(self, reader: SourceReader) -> SourceRun:
+        with kafka_python_outage(self.kafka):
+            producer = TransactionalProducer(self.kafka, f"mungmo-source-{self.connector}")
+            try:
+                # Fencing the previous producer first settles its last transaction: a commit it had sent completes
+                # (or an open one aborts) before the offsets are read, so they are the committed ones (KIP-618).
+                producer.init_transactions()
+                self.offsets.ensure_topic()
+                stored = self.offsets.load(self.connector)
+                result = SourceRun(self.connector)
+                for read in reader.reads(lambda partition: stored.get(offset_key(self.connector, partition))):
+                    result.tables.append(self._deliver(producer, read, stored))
+            except KafkaException as err:
+                raise SourceError(f"connector {self.connector!r}: Kafka transaction failed: {err}") from err
+            finally:
+                producer.close()
+            written = [run.topic for run in result.tables if run.rows]
+            if not wait_until_committed_visible(self.kafka, written):
+                log.warning(
+                    "connector %r: another producer's open transaction holds %s back from read_committed readers",
+                    self.connector,
+                    ", ".join(written),
+                )
         return result
 
     def _deliver(
