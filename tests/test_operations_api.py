@@ -201,13 +201,14 @@ def test_validate_answers_config_infos_with_every_fields_errors(
         assert api.get("/connector-plugins").json() == [
             {"class": JDBC_SOURCE_CLASS, "type": "source", "version": "10.6.4-mungmo"},
             {"class": JDBC_SINK_CLASS, "type": "sink", "version": "10.6.4-mungmo"},
+            {"class": "io.debezium.connector.jdbc.JdbcSinkConnector", "type": "sink", "version": "3.5.0.Final-mungmo"},
         ]
         config = {**SEED_SINK["config"], "name": "v", "batch.size": "0", "insert.mode": "merge", "colour": "red"}
         infos = api.put(f"/connector-plugins/{JDBC_SINK_CLASS}/config/validate", json=config).json()
         assert infos["name"] == JDBC_SINK_CLASS and infos["error_count"] == 3
         by_name = {c["definition"]["name"]: c for c in infos["configs"]}
         assert by_name["batch.size"]["value"]["errors"] == [
-            "Invalid value 0 for configuration batch.size: expected an integer >= 1, got 0"
+            "Invalid value 0 for configuration batch.size: expected an integer from 1 to 2147483647, got 0"
         ]
         assert "expected one of insert, upsert, update" in by_name["insert.mode"]["value"]["errors"][0]
         assert by_name["colour"]["value"]["errors"] == [f"colour is not an option of {JDBC_SINK_CLASS}"]

@@ -13,6 +13,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from mungmo_pipelines.core.config.base import ConnectorConfig, JdbcConnectorConfig
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS
 from mungmo_pipelines.core.config.loader import BODY_KEYS, CONNECTOR_CLASSES, option_text, parse_connector
@@ -22,19 +23,25 @@ from mungmo_pipelines.core.config.options import (
     Csv,
     Int,
     Kind,
+    Long,
     Option,
     OptionalLong,
     Password,
+    Short,
     options_of,
 )
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import BadRequest, ConnectorConfigError, NotFound
 
 HIDDEN = "[hidden]"
 COMMON = "Common"
 CONNECTION = "Connection"
-# Kafka Connect's plugin "type" for each class this project runs.
-PLUGIN_TYPES = {JDBC_SOURCE_CLASS: "source", JDBC_SINK_CLASS: "sink"}
-PLUGIN_VERSION = "10.6.4-mungmo"
+# The connector classes this project runs, with the version of the plugin whose behaviour it follows.
+PLUGIN_VERSIONS = {
+    JDBC_SOURCE_CLASS: "10.6.4-mungmo",
+    JDBC_SINK_CLASS: "10.6.4-mungmo",
+    DEBEZIUM_SINK_CLASS: "3.5.0.Final-mungmo",
+}
 
 
 def config_class_of(plugin: str) -> type[ConnectorConfig]:
@@ -46,17 +53,29 @@ def config_class_of(plugin: str) -> type[ConnectorConfig]:
 
 
 def connector_type(config_class: type[ConnectorConfig]) -> str:
-    full = next(name for name, cls in CONNECTOR_CLASSES.items() if cls is config_class and "." in name)
-    return PLUGIN_TYPES[full]
+    """Kafka Connect's plugin type: ``sink`` or ``source``."""
+    return "sink" if issubclass(config_class, SinkConfig) else "source"
 
 
 def plugins() -> list[dict[str, str]]:
     """``GET /connector-plugins``."""
-    return [{"class": name, "type": kind, "version": PLUGIN_VERSION} for name, kind in PLUGIN_TYPES.items()]
+    return [
+        {"class": name, "type": connector_type(CONNECTOR_CLASSES[name]), "version": version}
+        for name, version in PLUGIN_VERSIONS.items()
+    ]
 
 
 def _type_of(kind: Kind[Any]) -> str:
-    for cls, name in ((Password, "PASSWORD"), (Int, "INT"), (OptionalLong, "LONG"), (Bool, "BOOLEAN"), (Csv, "LIST")):
+    kinds = (
+        (Password, "PASSWORD"),
+        (Long, "LONG"),
+        (Short, "SHORT"),
+        (Int, "INT"),
+        (OptionalLong, "LONG"),
+        (Bool, "BOOLEAN"),
+        (Csv, "LIST"),
+    )
+    for cls, name in kinds:
         if isinstance(kind, cls):
             return name
     return "STRING"
