@@ -13,39 +13,15 @@ from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSour
 from mungmo_pipelines.core.config.loader import load_connectors, parse_connector
 from mungmo_pipelines.core.config.providers import format_properties, read_properties
 from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
+from tests.support import seed
+from tests.support.seed import with_password
 
 ROOT = Path(__file__).resolve().parents[1]
 ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
 
-# The bodies the team POSTed to Kafka Connect (../shared/seed.md), password excepted.
-SEED_SOURCE = {
-    "name": "test-connect-mungmo-test001",
-    "config": {
-        "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
-        "connection.url": "jdbc:mysql://localhost:3306/mungMo",
-        "connection.user": "mungmo",
-        "connection.password": "${env:MUNGMO_DB_PASSWORD}",
-        "mode": "incrementing",
-        "incrementing.column.name": "seq",
-        "table.whitelist": "test001",
-        "topic.prefix": "my_topic_",
-        "tasks.max": "1",
-    },
-}
-SEED_SINK = {
-    "name": "my-sink-connect-member-test001",
-    "config": {
-        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-        "connection.url": "jdbc:mysql://localhost:3306/mungmoMember",
-        "connection.user": "mungmo",
-        "connection.password": "${env:MUNGMO_DB_PASSWORD}",
-        "auto.create": "true",
-        "auto.evolve": "true",
-        "delete.enabled": "false",
-        "tasks.max": "1",
-        "topics": "my_topic_test001",
-    },
-}
+# The bodies the team POSTed to Kafka Connect, the password read from the environment.
+SEED_SOURCE = with_password(seed.SEED_SOURCE, "${env:MUNGMO_DB_PASSWORD}")
+SEED_SINK = with_password(seed.SEED_SINK, "${env:MUNGMO_DB_PASSWORD}")
 
 
 def test_committed_connector_files_are_the_seed_bodies() -> None:

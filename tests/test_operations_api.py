@@ -25,36 +25,9 @@ from mungmo_pipelines.operations.orchestrator import RESTART_TAG
 from tests.support.expiry import ROOT, wait_for
 from tests.support.operations import free_port, pipeline, project, serving
 from tests.support.sandbox import Sandbox
+from tests.support.seed import SEED_SINK, SEED_SOURCE
 
 # The team's bodies from ../shared/seed.md, unchanged (the password in clear included).
-SEED_SOURCE = {
-    "name": "test-connect-mungmo-test001",
-    "config": {
-        "connector.class": "io.confluent.connect.jdbc.JdbcSourceConnector",
-        "connection.url": "jdbc:mysql://localhost:3306/mungMo",
-        "connection.user": "mungmo",
-        "connection.password": "1234",
-        "mode": "incrementing",
-        "incrementing.column.name": "seq",
-        "table.whitelist": "test001",
-        "topic.prefix": "my_topic_",
-        "tasks.max": "1",
-    },
-}
-SEED_SINK = {
-    "name": "my-sink-connect-member-test001",
-    "config": {
-        "connector.class": "io.confluent.connect.jdbc.JdbcSinkConnector",
-        "connection.url": "jdbc:mysql://localhost:3306/mungmoMember",
-        "connection.user": "mungmo",
-        "connection.password": "1234",
-        "auto.create": "true",
-        "auto.evolve": "true",
-        "delete.enabled": "false",
-        "tasks.max": "1",
-        "topics": "my_topic_test001",
-    },
-}
 
 
 def start_connect_api(tmp_path: Path, status_topic: str, **env: str) -> tuple[subprocess.Popen[str], str]:

@@ -17,23 +17,15 @@ from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.columns import TableSchema
 from mungmo_pipelines.core.mariadb.values import InvalidTemporal
 from mungmo_pipelines.core.settings import mariadb_admin_url
+from tests.support.sandbox import admin_connection
 
 # Each reader of a test run registers under its own id (the server ends an older dump of the same id).
 _server_ids = itertools.count(3_000_000 + (id(object()) % 100_000) * 10)
 
 
 def connect(database: str | None = None) -> pymysql.Connection:
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-        autocommit=True,
-        charset="utf8mb4",
-        init_command="SET time_zone = '+00:00'",
-    )
+    """An admin connection whose session reads TIMESTAMPs in UTC, as the binlog holds them."""
+    return admin_connection(database, init_command="SET time_zone = '+00:00'")
 
 
 def replica_settings(**overrides: Any) -> ReplicaSettings:

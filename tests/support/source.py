@@ -9,16 +9,14 @@ from typing import Any
 
 import pymysql
 from kafka import TopicPartition
-from sqlalchemy import make_url
 
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
-from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from mungmo_pipelines.core.source.runtime import SourceRun
-from tests.support.sandbox import Sandbox
+from tests.support.sandbox import Sandbox, admin_connection
 
 
 def source_config(sandbox: Sandbox, database: str, **options: str) -> JdbcSourceConfig:
@@ -70,16 +68,7 @@ def wide_pets_table(sandbox: Sandbox, database: str, rows: int) -> None:
 
 def writer(database: str) -> pymysql.connections.Connection:
     """A second client whose transactions stay open until the test commits or rolls them back."""
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-        charset="utf8mb4",
-        autocommit=False,
-    )
+    return admin_connection(database, autocommit=False)
 
 
 def run_until(sandbox: Sandbox, config: JdbcSourceConfig, database: str, done: Callable[[], bool]) -> int:
