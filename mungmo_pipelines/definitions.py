@@ -10,7 +10,7 @@ from dagster import Definitions
 from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.assets.sink import sink_connector_asset
 from mungmo_pipelines.assets.source import source_connector_asset, source_table_specs
-from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_asset
+from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_op, verification_expiry_specs
 from mungmo_pipelines.checks.verification import verification_expiry_check
 from mungmo_pipelines.core.config.loader import Connectors, load_connectors
 from mungmo_pipelines.core.topology import Topology
@@ -32,13 +32,14 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
     resources = default_resources()
     verification = resources["verification"]
     assert isinstance(verification, VerificationExpiryResource)
-    expiry = verification_expiry_asset(verification)
+    expiry_specs = verification_expiry_specs(verification)
     # A source connector reading the members table sees the expiry's asset, not a second spec of it.
+    expiry_keys = {spec.key for spec in expiry_specs}
     table_specs = {
-        spec.key: spec for node in topology.sources for spec in source_table_specs(node) if spec.key not in expiry.keys
+        spec.key: spec for node in topology.sources for spec in source_table_specs(node) if spec.key not in expiry_keys
     }
     source_assets = {node.config.name: source_connector_asset(node) for node in topology.sources}
-    sink_assets = {node.config.name: sink_connector_asset(node) for node in topology.sinks}
+    sink_assets = {node.config.name: sink_connector_asset(node, topology.producer_of) for node in topology.sinks}
     sensors = [
         sink_lag_sensor(
             node.config,
@@ -56,9 +57,9 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
         target = pipeline_job_name(source) if has_pipeline else job_name(source.name)
         sensors.append(source_change_sensor(source, target, own_jobs))
     return Definitions(
-        assets=[*table_specs.values(), *source_assets.values(), *sink_assets.values(), expiry],
+        assets=[*table_specs.values(), *source_assets.values(), *sink_assets.values(), *expiry_specs],
         asset_checks=[verification_expiry_check(verification)],
-        jobs=[*connector_jobs(topology, source_assets, sink_assets), expiry_job(expiry)],
+        jobs=[*connector_jobs(topology, source_assets, sink_assets), expiry_job(verification_expiry_op(verification))],
         sensors=sensors,
         schedules=[verification_expiry_schedule(EXPIRY_JOB)],
         resources=resources,

@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunRecord,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    build_schedule_context,
+)
 from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy import Engine, create_engine, make_url, text
 
@@ -137,6 +145,11 @@ def dagster_home(path: Path, **overrides: dict[str, Any]) -> Path:
     (path / "dagster.yaml").write_text(yaml.safe_dump(config))
     DagsterInstance.from_config(str(path)).dispose()
     return path
+
+
+def tick_context(defs: Definitions, instance: DagsterInstance, tick: datetime) -> ScheduleEvaluationContext:
+    """The schedule's context at ``tick`` with the definitions' resources (its probe needs them); use in ``with``."""
+    return build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=dict(defs.resources))
 
 
 def job_run_config(
