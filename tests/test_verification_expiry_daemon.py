@@ -21,8 +21,10 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from mungmo_pipelines.assets.verification import EXPIRY_JOB
+from mungmo_pipelines.assets.verification import AS_OF_TAG, EXPIRY_JOB
+from mungmo_pipelines.schedules import EXPIRY_SCHEDULE
 from tests.support.expiry import (
     ROOT,
     Members,
@@ -225,3 +227,39 @@ def test_killed_job_execute_run_is_failed_by_run_monitoring_at_max_runtime(daemo
     assert max_runtime <= killed.end_time - killed.start_time <= max_runtime + 2 * POLL_SECONDS + 5
     assert follower.dagster_run.status == DagsterRunStatus.SUCCESS
     assert follower.start_time >= killed.end_time
+
+
+def schedule_ticks(instance: DagsterInstance) -> list:
+    (state,) = [
+        s for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE) if s.name == EXPIRY_SCHEDULE
+    ]
+    return sorted(instance.get_ticks(state.instigator_origin_id, state.selector_id), key=lambda tick: tick.timestamp)
+
+
+def test_idle_ticks_start_no_run_and_the_next_tick_expires_a_stale_member(daemon: Daemon) -> None:
+    wait_for(lambda: not daemon.box.verified_ids(), 120, "earlier tests' members to be expired")
+    idle_from = len(schedule_ticks(daemon.instance))
+
+    def idle_ticks() -> list:
+        ticks = schedule_ticks(daemon.instance)[idle_from:]
+        return ticks if any("nothing to expire" in (t.skip_reason or "") for t in ticks) else []
+
+    idle = wait_for(idle_ticks, 150, "a tick that finds nothing to expire", 0.5)
+    print("\n".join(f"idle tick {t.timestamp:.0f} {t.status.value} {t.skip_reason}" for t in idle))
+    assert [(t.status, t.run_ids) for t in idle] == [(TickStatus.SKIPPED, [])] * len(idle)
+
+    (stale,) = daemon.stale()
+    added_at = datetime.now(UTC)
+    wait_for(lambda: stale not in daemon.box.verified_ids(), 180, "the stale member to be expired", 0.5)
+    expired_at = datetime.now(UTC)
+    (run,) = [
+        r
+        for r in job_runs(daemon.instance)
+        if r.dagster_run.tags.get("dagster/schedule_name") == EXPIRY_SCHEDULE and r.create_timestamp >= added_at
+    ]
+    next_tick = (added_at + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    print(
+        f"stale member added at {added_at:%H:%M:%S.%f}, expired by run {run.dagster_run.run_id[:8]} of the "
+        f"{next_tick:%H:%M} tick, seen at {expired_at:%H:%M:%S.%f} ({(expired_at - added_at).total_seconds():.1f} s)"
+    )
+    assert datetime.fromisoformat(run.dagster_run.tags[AS_OF_TAG]) == next_tick, "the first tick after it went stale"
