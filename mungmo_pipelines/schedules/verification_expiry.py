@@ -52,11 +52,7 @@ def verification_expiry_schedule(job_name: str) -> ScheduleDefinition:
             run = in_flight[0].dagster_run
             return SkipReason(f"tick {tick.isoformat()} skipped: run {run.run_id} of {job_name} is {run.status.value}")
         table = verification.members_table()
-        engine = mariadb.engine(verification.connection())
-        try:
-            probe = probe_due(engine, table, tick)
-        finally:
-            engine.dispose()
+        probe = probe_due(mariadb.kept_engine(verification.connection()), table, tick)
         if probe.absent:
             return SkipReason(f"tick {tick.isoformat()} skipped: {probe.absent}")
         if probe.oldest_due is None:
