@@ -9,6 +9,10 @@ The daemon logs every evaluation of every sensor and schedule at INFO, whether o
 anything: two sensors and the minute schedule made about 50 lines a minute. Those lines are left
 out of the terminal (the UI's tick history keeps each tick and its skip reason); runs launched,
 warnings and errors pass. ``--verbose`` (``make dev VERBOSE=1``) shows everything.
+
+The services get the project's ``.env`` (written by ``make demo``) under the environment, so what
+the Makefile or the shell sets wins, and run in ``$DAGSTER_HOME`` rather than the project root: a
+``dagster`` command started in the project root would let ``.env`` override the environment.
 """
 
 from __future__ import annotations
@@ -21,8 +25,12 @@ import subprocess
 import sys
 import time
 from collections.abc import Sequence
+from pathlib import Path
 
 from dagster import DagsterInstance
+from dotenv import dotenv_values
+
+from mungmo_pipelines.core.settings import PROJECT_ROOT
 
 # A daemon stores a heartbeat every 30 s (dagster._daemon.controller.DEFAULT_HEARTBEAT_INTERVAL_SECONDS);
 # one newer than two and a half intervals means a daemon is running.
@@ -40,26 +48,39 @@ PER_TICK_LINE = re.compile(
 )
 
 
-def running_daemon(instance: DagsterInstance, now: float) -> str | None:
-    """Why another daemon is running on ``instance``, or ``None``."""
+def running_daemon(instance: DagsterInstance, now: float) -> float | None:
+    """How many seconds ago another daemon last beat on ``instance``, if it is running."""
     beats = instance.get_daemon_heartbeats().values()
     newest = max((beat.timestamp for beat in beats), default=None)
-    if newest is None or now - newest > FRESH_HEARTBEAT_S:
-        return None
-    age = now - newest
+    return None if newest is None or now - newest > FRESH_HEARTBEAT_S else now - newest
+
+
+def refusal(service: str, age: float) -> str:
+    """Why ``service`` does not start beside a daemon that beat ``age`` seconds ago, and what to do."""
+    what = (
+        "`make dev` runs a daemon itself (schedules, sensors, the run queue), so a second one would only "
+        "fight it; use `make daemon` alone, when the UI runs elsewhere"
+        if service == "daemon"
+        else "`make dev` starts its own daemon: stop the other `make dev` or `make daemon` first"
+    )
     return (
-        f"a Dagster daemon is already running on the instance in {os.environ.get('DAGSTER_HOME')} "
-        f"(last heartbeat {age:.0f} s ago). `make dev` runs a daemon itself (schedules, sensors, the run "
-        "queue), so `make daemon` beside it only makes the two fight; run `make daemon` alone, when the UI "
-        f"runs elsewhere. If you have just stopped it, try again in {FRESH_HEARTBEAT_S - age:.0f} s "
-        f"(a daemon beats every {HEARTBEAT_INTERVAL_S} s)."
+        f"not starting {service}: a Dagster daemon is already running on the instance in "
+        f"{os.environ['DAGSTER_HOME']} (last heartbeat {age:.0f} s ago). {what}. If you have just stopped it, "
+        f"try again in {FRESH_HEARTBEAT_S - age:.0f} s (a daemon beats every {HEARTBEAT_INTERVAL_S} s)."
     )
 
 
+def services_environment(project: Path = PROJECT_ROOT) -> dict[str, str]:
+    """The project's ``.env`` under the process environment: explicit settings win."""
+    dotenv = {name: value for name, value in dotenv_values(project / ".env").items() if value is not None}
+    return {**dotenv, **os.environ, "PYTHONUNBUFFERED": "1"}
+
+
 def run_quietly(command: Sequence[str], verbose: bool) -> int:
-    """Run ``command``, passing its output on without the per-tick lines; Ctrl-C reaches it directly."""
+    """Run ``command`` in ``$DAGSTER_HOME``, passing its output on without the per-tick lines; Ctrl-C
+    reaches it directly."""
     process = subprocess.Popen(
-        command, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env={**os.environ, "PYTHONUNBUFFERED": "1"}
+        command, cwd=os.environ["DAGSTER_HOME"], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=os.environ
     )
     # The terminal's Ctrl-C reaches the whole process group; this filter keeps passing the
     # services' shutdown lines on until they have exited.
@@ -79,16 +100,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--port", default="3000", help="the UI's port (dev)")
     parser.add_argument("--verbose", action="store_true", help="keep the daemon's per-tick lines")
     args = parser.parse_args(argv)
-    with DagsterInstance.get() as instance:
-        busy = running_daemon(instance, time.time())
-    if busy:
-        print(f"not starting {args.service}: {busy}", file=sys.stderr)
+    os.environ.update(services_environment())
+    if not os.environ.get("DAGSTER_HOME"):
+        print("DAGSTER_HOME is not set: run `make dev` or `make daemon`, which set it", file=sys.stderr)
         return 1
-    dagster = [sys.executable, "-m", "dagster"]
+    with DagsterInstance.get() as instance:
+        age = running_daemon(instance, time.time())
+    if age is not None:
+        print(refusal(args.service, age), file=sys.stderr)
+        return 1
+    workspace = str(PROJECT_ROOT / "workspace.yaml")
     command = (
-        [*dagster, "dev", "-w", "workspace.yaml", "-p", args.port]
+        [sys.executable, "-m", "dagster", "dev", "-w", workspace, "-p", args.port]
         if args.service == "dev"
-        else [sys.executable, "-m", "dagster._daemon", "run", "-w", "workspace.yaml"]
+        else [sys.executable, "-m", "dagster._daemon", "run", "-w", workspace]
     )
     return run_quietly(command, args.verbose)
 

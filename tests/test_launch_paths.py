@@ -32,7 +32,7 @@ from dagster_graphql.test.utils import define_out_of_process_context, execute_da
 from mungmo_pipelines.assets.keys import job_name
 from mungmo_pipelines.assets.verification import EXPIRY_JOB
 from mungmo_pipelines.core.settings import CONNECTORS_DIR
-from tests.support.expiry import ROOT, dagster_home, members, naive_utc, wait_for
+from tests.support.expiry import WORKSPACE, dagster_home, members, naive_utc, wait_for
 from tests.support.sandbox import Sandbox
 from tests.support.tables import TEST001
 
@@ -58,10 +58,10 @@ class Site:
         return f"mungmo/source/{self.source_name}"
 
     def cli(self, *args: str) -> subprocess.Popen[str]:
-        """A ``dagster`` command from the project root, in its own process group (to freeze it whole)."""
+        """A ``dagster`` command in the test's DAGSTER_HOME, in its own process group (to freeze it whole)."""
         return subprocess.Popen(
             [sys.executable, "-m", "dagster", *args],
-            cwd=ROOT,
+            cwd=self.env["DAGSTER_HOME"],
             env=self.env,
             text=True,
             stdout=subprocess.PIPE,
@@ -130,8 +130,8 @@ def site(admin_engine, kafka_settings, tmp_path_factory: pytest.TempPathFactory)
         )
         env = {**box.env(home), CONNECTORS_DIR.name: str(connectors)}
         daemon = subprocess.Popen(
-            [sys.executable, "-m", "dagster._daemon", "run", "-w", "workspace.yaml"],
-            cwd=ROOT,
+            [sys.executable, "-m", "dagster._daemon", "run", "-w", WORKSPACE],
+            cwd=home,
             env=env,
             stdout=(tmp / "daemon.log").open("w"),
             stderr=subprocess.STDOUT,
@@ -177,7 +177,7 @@ def hold_slot(site: Site) -> tuple[subprocess.Popen[str], str]:
 
 def ui_context(site: Site):
     """The webserver's GraphQL, in process: what the UI's buttons send."""
-    return define_out_of_process_context(str(ROOT / "workspace.yaml"), None, site.instance)
+    return define_out_of_process_context(WORKSPACE, None, site.instance)
 
 
 def materializable(context) -> list[AssetKey]:
@@ -196,7 +196,7 @@ def test_while_a_run_holds_a_sources_slot_every_other_launch_path_waits(site: Si
     holder, holder_run = hold_slot(site)
     try:
         known = {run.run_id for run in site.instance.get_runs()}
-        launch = site.cli("job", "launch", "-w", "workspace.yaml", "-j", job_name(site.source_name))
+        launch = site.cli("job", "launch", "-w", WORKSPACE, "-j", job_name(site.source_name))
         assert launch.wait(timeout=180) == 0, launch.stdout.read() if launch.stdout else ""
         job_launch = site.new_run(known)
         with ui_context(site) as context:
@@ -241,7 +241,7 @@ def test_a_run_killed_while_holding_the_slot_frees_it_after_run_monitoring_fails
     holder.wait(timeout=30)
     killed_at = time.time()
     known = {run.run_id for run in site.instance.get_runs()}
-    launch = site.cli("job", "launch", "-w", "workspace.yaml", "-j", job_name(site.source_name))
+    launch = site.cli("job", "launch", "-w", WORKSPACE, "-j", job_name(site.source_name))
     assert launch.wait(timeout=180) == 0
     follower = site.new_run(known)
 

@@ -26,7 +26,7 @@ from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 from mungmo_pipelines.assets.verification import AS_OF_TAG, EXPIRY_JOB
 from mungmo_pipelines.schedules import EXPIRY_SCHEDULE
 from tests.support.expiry import (
-    ROOT,
+    WORKSPACE,
     Members,
     dagster_cli,
     dagster_home,
@@ -60,7 +60,7 @@ class Daemon:
     ) -> tuple[str, subprocess.Popen[str]]:
         """``dagster job launch`` of the expiry job; returns its run id and the (still running) CLI process."""
         run_id = str(uuid.uuid4())
-        args = ["job", "launch", "-w", "workspace.yaml", "-j", EXPIRY_JOB, "--run-id", run_id]
+        args = ["job", "launch", "-w", WORKSPACE, "-j", EXPIRY_JOB, "--run-id", run_id]
         args += ["--config-json", json.dumps(job_run_config(hold_seconds=hold_seconds))]
         if tags:
             args += ["--tags", json.dumps(tags)]
@@ -103,8 +103,8 @@ def daemon(admin_engine, kafka_settings, tmp_path_factory: pytest.TempPathFactor
         log = tmp / "daemon.log"
         with log.open("w") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "dagster._daemon", "run", "-w", "workspace.yaml"],
-                cwd=ROOT,
+                [sys.executable, "-m", "dagster._daemon", "run", "-w", WORKSPACE],
+                cwd=home,
                 env=box.env(home),
                 stdout=out,
                 stderr=subprocess.STDOUT,

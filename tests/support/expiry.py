@@ -36,6 +36,9 @@ from tests.support.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = MembersTable()
+# The project's workspace, by absolute path: dagster commands run outside the project root, where
+# a developer's .env (written by `make demo`) would replace the test's DAGSTER_HOME and settings.
+WORKSPACE = str(ROOT / "workspace.yaml")
 
 
 @dataclass
@@ -163,9 +166,10 @@ def job_run_config(
 
 
 def dagster_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """A ``dagster`` command run in the test's DAGSTER_HOME (not the project root: see ``WORKSPACE``)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dagster", *args],
-        cwd=ROOT,
+        cwd=env["DAGSTER_HOME"],
         env=env,
         text=True,
         stdout=subprocess.PIPE,

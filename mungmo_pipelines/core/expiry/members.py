@@ -78,19 +78,27 @@ class MembersTable:
 def members_table_ddl(table: MembersTable) -> str:
     """The reference members table, with the index the expiry's probe and chunks read through."""
     q = quote
+    definitions = [
+        f"{q(table.id_column)} BIGINT NOT NULL AUTO_INCREMENT",
+        "`nickname` VARCHAR(50) NOT NULL",
+        "`neighbourhood` VARCHAR(100) NULL",
+        f"{q(table.verified_column)} TINYINT(1) NOT NULL DEFAULT 0",
+        f"{q(table.verified_at_column)} DATETIME(3) NULL",
+        f"{q(table.updated_at_column)} DATETIME(3) NOT NULL "
+        "DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)",
+        f"PRIMARY KEY ({q(table.id_column)})",
+        f"KEY {q(table.index_name)} ({q(table.verified_column)}, {q(table.verified_at_column)})",
+    ]
     return (
-        f"CREATE TABLE IF NOT EXISTS {q(table.name)} ("
-        f"{q(table.id_column)} BIGINT NOT NULL AUTO_INCREMENT, "
-        "`nickname` VARCHAR(50) NOT NULL, "
-        "`neighbourhood` VARCHAR(100) NULL, "
-        f"{q(table.verified_column)} TINYINT(1) NOT NULL DEFAULT 0, "
-        f"{q(table.verified_at_column)} DATETIME(3) NULL, "
-        f"{q(table.updated_at_column)} DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) "
-        "ON UPDATE CURRENT_TIMESTAMP(3), "
-        f"PRIMARY KEY ({q(table.id_column)}), "
-        f"KEY {q(table.index_name)} ({q(table.verified_column)}, {q(table.verified_at_column)})"
-        ") DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        f"CREATE TABLE IF NOT EXISTS {q(table.name)} (\n  "
+        + ",\n  ".join(definitions)
+        + "\n) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
     )
+
+
+def members_schema_markdown() -> str:
+    """The reference schema as ``docs/expiry.md`` shows it."""
+    return f"```sql\n{members_table_ddl(MembersTable())};\n```"
 
 
 def parse_as_of(value: str) -> datetime:
