@@ -270,7 +270,6 @@ def main() -> None:
     if not home:
         raise SystemExit("DAGSTER_HOME is not set: run `make demo`, which sets it to .dagster_home")
     log_path = Path(os.path.relpath(Path(home) / "logs" / "demo.log"))
-    started = time.monotonic()
     with terminal_and_log(log_path) as say:
         try:
             seed = Seed()
@@ -294,7 +293,7 @@ def main() -> None:
             say(f"Full log: {log_path}")
             raise SystemExit(1) from None
         say(f"Full log (Dagster events, Kafka clients): {log_path}")
-        say(f"Done in {time.monotonic() - started:.0f} s. Next: `make dev`, then open http://127.0.0.1:3000")
+        say("Next: `make dev`, then open http://127.0.0.1:3000")
 
 
 if __name__ == "__main__":
