@@ -85,7 +85,7 @@ def verification_expiry_specs(settings: VerificationExpiryResource) -> list[Asse
             metadata=table_name_metadata(settings.database, settings.table),
             description=f"Table `{settings.database}.{settings.table}` (the app's): job `{EXPIRY_JOB}` cancels "
             f"the neighbourhood verifications granted {settings.ttl_days} days or more before its cut-off, "
-            "and records each run that expired something here.",
+            "and each run that took the lock reports a materialization here.",
         ),
         AssetSpec(
             topic_key(settings.topic),
