@@ -73,7 +73,9 @@ def refusal(service: str, age: float) -> str:
 def services_environment(project: Path = PROJECT_ROOT) -> dict[str, str]:
     """The project's ``.env`` under the process environment: explicit settings win."""
     dotenv = {name: value for name, value in dotenv_values(project / ".env").items() if value is not None}
-    return {**dotenv, **os.environ, "PYTHONUNBUFFERED": "1"}
+    # `dagster dev` warns at each start that `dg dev` supersedes it; `make dev` is what to run here.
+    quiet = {"PYTHONUNBUFFERED": "1", "PYTHONWARNINGS": "ignore:Function `dev_command` is superseded"}
+    return {**dotenv, **os.environ, **quiet}
 
 
 def run_quietly(command: Sequence[str], verbose: bool) -> int:

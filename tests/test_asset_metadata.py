@@ -84,6 +84,18 @@ def test_a_pipeline_run_records_what_dagster_sling_and_dlt_record(sandbox: Sandb
     }
     assert target["rows_inserted"] == 4
 
+    # The UI's "Observe" on the source table (an observable source asset): the same facts, on demand.
+    sandbox.execute(pair.source_db, INSERT)
+    with DagsterInstance.ephemeral() as instance:
+        observed_now = (
+            pair.defs.resolve_implicit_global_asset_job_def()
+            .execute_in_process(instance=instance, asset_selection=[pair.source_key])
+            .asset_observations_for_node(f"{job_name(pair.source['name'])}_tables")
+        )
+    (observation,) = observed_now
+    assert observation.metadata["dagster/row_count"].value == 5
+    assert pair.defs.resolve_asset_graph().get(pair.source_key).is_observable
+
 
 def test_source_lag_counts_the_ids_held_back_behind_an_open_transaction(sandbox: Sandbox, pair: Pair) -> None:
     sandbox.execute(pair.source_db, *[INSERT] * 2)

@@ -1,6 +1,7 @@
 """Source connector assets: the tables a source reads, and the topics it materializes (one multi-asset)."""
 
-from collections.abc import Iterator
+import warnings
+from collections.abc import Collection, Iterator
 from typing import Any
 
 from dagster import (
@@ -9,9 +10,13 @@ from dagster import (
     AssetObservation,
     AssetsDefinition,
     AssetSpec,
+    BetaWarning,
     MaterializeResult,
     MetadataValue,
+    ObserveResult,
+    OpExecutionContext,
     multi_asset,
+    multi_observable_source_asset,
 )
 from sqlalchemy import Engine
 
@@ -42,11 +47,32 @@ def source_table_specs(node: SourceNode) -> list[AssetSpec]:
             kinds={"mariadb", "table"},
             owners=asset_owners(),
             metadata=table_name_metadata(database, table),
-            description=f"Table `{database}.{table}`, read by source connector `{node.config.name}`; each "
-            "run records an observation of its columns and row count.",
+            description=f"Table `{database}.{table}`, read by source connector `{node.config.name}`; each of "
+            "its runs, and Observe, records the table's columns and row count.",
         )
         for table in node.tables or ()
     ]
+
+
+def source_tables_asset(node: SourceNode, exclude: Collection[AssetKey] = ()) -> AssetsDefinition | None:
+    """The tables a source reads (but those in ``exclude``), as observable source assets: not
+    materialized by anything here, but observed, by each source run and by the UI's Observe."""
+    config = node.config
+    specs = [spec for spec in source_table_specs(node) if spec.key not in exclude]
+    if not specs:
+        return None
+
+    def observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
+        engine = context.resources.mariadb.engine(config.connection)
+        for table, (schema, rows) in describe_tables(engine, [spec.key.path[-1] for spec in specs]).items():
+            yield ObserveResult(asset_key=table_key(config.database, table), metadata=table_metadata(schema, rows))
+
+    # Beta in Dagster 1.13 (pinned); its warning would print at every load of the definitions.
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", BetaWarning)
+        return multi_observable_source_asset(
+            name=f"{job_name(config.name)}_tables", specs=specs, required_resource_keys={"mariadb"}
+        )(observe)
 
 
 def _table_run_metadata(run: TableRun, lag: TableProbe | None) -> dict[str, Any]:
