@@ -6,6 +6,8 @@ BIN := $(VENV)/bin
 export DAGSTER_HOME := $(CURDIR)/.dagster_home
 # The local stack's database password; set MUNGMO_DB_PASSWORD yourself anywhere else.
 export MUNGMO_DB_PASSWORD ?= mungmo-local-dev
+# The UI's port (`make dev DAGSTER_PORT=3101`); `make dev VERBOSE=1` keeps the daemon's per-tick lines.
+DAGSTER_PORT ?= 3000
 
 .PHONY: demo test test-fast lint check docs setup up down status dev daemon connect-api
 
@@ -52,11 +54,13 @@ down:
 status:
 	scripts/stack status
 
+# The UI and a daemon (schedules, sensors, the run queue): `dagster dev`, quieter (mungmo_pipelines/dev.py).
 dev: setup up
-	$(BIN)/dagster dev -w workspace.yaml
+	$(BIN)/python -m mungmo_pipelines.dev dev --port $(DAGSTER_PORT) $(if $(VERBOSE),--verbose)
 
+# A daemon alone, for a UI running elsewhere; refuses to start beside `make dev`, which runs one.
 daemon: setup up
-	$(BIN)/dagster-daemon run -w workspace.yaml
+	$(BIN)/python -m mungmo_pipelines.dev daemon $(if $(VERBOSE),--verbose)
 
 # Kafka Connect's REST API on MUNGMO_CONNECT_API_HOST:PORT (127.0.0.1:8083); see docs/operations.md.
 connect-api: setup

@@ -144,9 +144,10 @@ class Stack:
 
 
 def dagster(stack: Stack, *args: str) -> None:
+    # In the bench's DAGSTER_HOME, not the project root, whose .env (from `make demo`) would replace its settings.
     subprocess.run(
         ["dagster", *args, "-m", "mungmo_pipelines.definitions"],
-        cwd=ROOT,
+        cwd=stack.home,
         env=stack.environment(),
         check=True,
         capture_output=True,
@@ -298,7 +299,7 @@ def main() -> None:
         with open(stack.home / "daemon.log", "w") as log:
             daemon = subprocess.Popen(
                 ["dagster-daemon", "run", "-m", "mungmo_pipelines.definitions"],
-                cwd=ROOT,
+                cwd=stack.home,
                 env=stack.environment(),
                 stdout=log,
                 stderr=subprocess.STDOUT,

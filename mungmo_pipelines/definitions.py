@@ -14,8 +14,8 @@ from dagster import Definitions
 
 from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.assets.sink import sink_connector_asset
-from mungmo_pipelines.assets.source import source_connector_asset, source_table_specs
-from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_asset
+from mungmo_pipelines.assets.source import source_connector_asset, source_tables_asset
+from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_op, verification_expiry_specs
 from mungmo_pipelines.checks.verification import verification_expiry_check
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.loader import Connectors, load_connectors
@@ -43,13 +43,16 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
     resources = default_resources()
     verification = resources["verification"]
     assert isinstance(verification, VerificationExpiryResource)
-    expiry = verification_expiry_asset(verification)
-    # A source connector reading the members table sees the expiry's asset, not a second spec of it.
-    table_specs = {
-        spec.key: spec for node in topology.sources for spec in source_table_specs(node) if spec.key not in expiry.keys
-    }
+    expiry_specs = verification_expiry_specs(verification)
+    # A table two sources read is one asset; a source reading the members table sees the expiry's.
+    claimed = {spec.key for spec in expiry_specs}
+    table_assets = []
+    for node in topology.sources:
+        if (tables := source_tables_asset(node, exclude=claimed)) is not None:
+            table_assets.append(tables)
+            claimed |= set(tables.keys)
     source_assets = {node.config.name: source_connector_asset(node) for node in topology.sources}
-    sink_assets = {node.config.name: sink_connector_asset(node) for node in topology.sinks}
+    sink_assets = {node.config.name: sink_connector_asset(node, topology.producer_of) for node in topology.sinks}
     sensors = [
         sink_lag_sensor(
             node.config,
@@ -67,9 +70,13 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
         target = pipeline_job_name(source) if has_pipeline else job_name(source.name)
         sensors.append(source_change_sensor(source, target, own_jobs))
     return Definitions(
-        assets=[*table_specs.values(), *source_assets.values(), *sink_assets.values(), expiry, *error_specs],
+        assets=[*table_assets, *source_assets.values(), *sink_assets.values(), *expiry_specs, *error_specs],
         asset_checks=[verification_expiry_check(verification)],
-        jobs=[*connector_jobs(topology, source_assets, sink_assets), expiry_job(expiry), connector_operations_job()],
+        jobs=[
+            *connector_jobs(topology, source_assets, sink_assets),
+            expiry_job(verification_expiry_op(verification)),
+            connector_operations_job(),
+        ],
         sensors=[*sensors, *error_sensors],
         schedules=[verification_expiry_schedule(EXPIRY_JOB)],
         resources=resources,

@@ -1,29 +1,40 @@
-"""``make demo``: the team's seed replication end to end on the local stack, printing what moved,
-then the neighbourhood verification expiry on sample members.
+"""``make demo``: the team's seed replication end to end on the local stack, then the verification expiry.
 
-Creates ``mungMo.test001`` and an empty ``mungmoMember``, inserts sample rows, runs the
-``replicate_all`` job through the project's Dagster instance (so the runs show in the UI),
-inserts more and runs it again. Then creates ``mungMo.member`` (with the index the expiry
-needs), adds members verified on both sides of the 30-day line, runs the
-``neighbourhood_verification_expiry`` job through the same instance and prints what it expired.
+Creates the seed source connector's table (``mungMo.test001``) and the sink's database, inserts
+sample rows, runs the ``replicate_all`` job through the project's Dagster instance (so the runs
+show in the UI), inserts more and runs it again. Then creates the members table (with the index
+the expiry needs), adds members verified on both sides of the 30-day line, runs the
+``neighbourhood_verification_expiry`` job through the same instance and shows what it expired.
+
+The terminal gets what happened; Dagster's event lines and the Kafka clients' messages go to the
+full log (``$DAGSTER_HOME/logs/demo.log``). Last, it writes ``.env`` with the settings of the
+stack it ran against, which ``dagster dev``, ``dg`` and the ``dagster`` CLI read from the
+working directory.
 """
 
 from __future__ import annotations
 
+import os
 import random
+import sys
+import time
+import traceback
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 from dagster import DagsterInstance, ExecuteInProcessResult
 from sqlalchemy import Engine, bindparam, create_engine, text
 
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry_run_config
 from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
+from mungmo_pipelines.core.mariadb.connection import parse_jdbc_url
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, defs
 
-SOURCE_DB = "mungMo"
-TARGET_DB = "mungmoMember"
-TARGET_TABLE = "my_topic_test001"  # the JDBC sink's default table.name.format is ${topic}
+Say = Callable[[str], None]
 
 TEST001_DDL = """
 CREATE TABLE IF NOT EXISTS `test001` (
@@ -43,17 +54,43 @@ MEMBERS = ["김민지", "이서준", "박지우", "최하은", "정도윤", "강
 PETS = [("초코", "dog"), ("나비", "cat"), ("콩이", "dog"), ("보리", "dog"), ("치즈", "cat"), ("토리", "other")]
 PLACES = ["서울 마포구 망원동", "서울 성동구 성수동", "부산 해운대구 우동", "경기 성남시 분당구 정자동"]
 NOTES = ["아침 산책 30분 🐾", "공원에서 친구 만남", None, "비 와서 짧게 산책 ☔", "간식 금지 중"]
+MEMBERS_TABLE = MembersTable()
+# (nickname, neighbourhood, age of the verification at the cut-off, or None for never verified)
+SAMPLE_MEMBERS = [
+    ("김민지", "서울 마포구 망원동", timedelta(days=45)),
+    ("이서준", "서울 성동구 성수동", timedelta(days=30)),
+    ("박지우", "부산 해운대구 우동", timedelta(days=30) - timedelta(seconds=1)),
+    ("최하은", "경기 성남시 분당구 정자동", timedelta(days=3)),
+    ("정도윤", "서울 마포구 망원동", None),
+]
+# The full log gets every Dagster event (the project's instance prints INFO and above).
+DEBUG_CONSOLE = {"loggers": {"console": {"config": {"log_level": "DEBUG"}}}}
+# What the demo writes to .env: the stack's settings as this run saw them, never test-only ones.
+ENV_FILE_SETTINGS = [s for s in settings.SETTINGS if s.read_by in ("the project", "scripts/stack")]
 
 
-def prepare(admin: Engine) -> None:
+class Seed:
+    """The seed pair the demo replicates: the source's database and table, the sink's database and table."""
+
+    def __init__(self) -> None:
+        connectors = load_connectors()
+        source = next(c for c in connectors.sources if c.table_whitelist)
+        sink = next(c for c in connectors.sinks if any(source.may_produce(t) for t in c.topics))
+        self.source_db, self.source_table = source.database, source.table_whitelist[0]
+        self.topic = source.topic_for(self.source_table)
+        self.target_db, self.target_table = sink.database, sink.table_for(self.topic)
+        self.members_db = parse_jdbc_url(settings.MEMBERS_JDBC_URL.get() or "")[2]
+
+
+def prepare(admin: Engine, seed: Seed) -> None:
     with admin.begin() as conn:
-        for database in (SOURCE_DB, TARGET_DB):
+        for database in (seed.source_db, seed.target_db, seed.members_db):
             conn.exec_driver_sql(f"CREATE DATABASE IF NOT EXISTS `{database}` DEFAULT CHARACTER SET utf8mb4")
-        conn.exec_driver_sql(f"USE `{SOURCE_DB}`")
-        conn.exec_driver_sql(TEST001_DDL)
+        conn.exec_driver_sql(f"USE `{seed.source_db}`")
+        conn.exec_driver_sql(TEST001_DDL.replace("`test001`", f"`{seed.source_table}`"))
 
 
-def insert_rows(admin: Engine, count: int) -> None:
+def insert_rows(admin: Engine, seed: Seed, count: int) -> None:
     rows = []
     for _ in range(count):
         pet, kind = random.choice(PETS)
@@ -70,7 +107,7 @@ def insert_rows(admin: Engine, count: int) -> None:
     with admin.begin() as conn:
         conn.execute(
             text(
-                f"INSERT INTO `{SOURCE_DB}`.test001"
+                f"INSERT INTO `{seed.source_db}`.`{seed.source_table}`"
                 " (member_name, pet_name, pet_kind, neighbourhood, walk_note, weight_kg)"
                 " VALUES (:member, :pet, :kind, :place, :note, :weight)"
             ),
@@ -87,43 +124,38 @@ def count(admin: Engine, database: str, table: str) -> int:
         return conn.execute(text(f"SELECT COUNT(*) FROM `{database}`.`{table}`")).scalar() if exists else 0
 
 
-def moved(result: ExecuteInProcessResult) -> list[str]:
-    lines = []
-    for event in result.get_asset_materialization_events():
-        materialization = event.materialization
-        metadata = {k: v.value for k, v in materialization.metadata.items()}
-        name = materialization.asset_key.to_user_string()
-        if "rows_read" in metadata:
-            lines.append(f"  {name}: {metadata['rows_read']} rows produced")
-        else:
-            lines.append(f"  {name}: {metadata['rows_inserted']} rows inserted")
-    return lines
+def materialized(result: ExecuteInProcessResult) -> dict[str, dict]:
+    """Each materialized asset's metadata values, by asset key."""
+    return {
+        event.materialization.asset_key.to_user_string(): {
+            key: value.value for key, value in event.materialization.metadata.items()
+        }
+        for event in result.get_asset_materialization_events()
+    }
 
 
-def replicate(admin: Engine, instance: DagsterInstance, label: str) -> None:
-    result = defs.resolve_job_def(REPLICATE_ALL_JOB).execute_in_process(instance=instance)
-    source, target = count(admin, SOURCE_DB, "test001"), count(admin, TARGET_DB, TARGET_TABLE)
-    print(f"{label}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
-    print("\n".join(moved(result)))
-    print(f"  {SOURCE_DB}.test001 = {source} rows, {TARGET_DB}.{TARGET_TABLE} = {target} rows")
+def replicate(admin: Engine, instance: DagsterInstance, seed: Seed, label: str, say: Say) -> None:
+    started = time.monotonic()
+    result = defs.resolve_job_def(REPLICATE_ALL_JOB).execute_in_process(
+        instance=instance, run_config=DEBUG_CONSOLE, raise_on_error=False
+    )
+    seconds = time.monotonic() - started
+    source, target = count(admin, seed.source_db, seed.source_table), count(admin, seed.target_db, seed.target_table)
+    facts = materialized(result)
+    produced = facts.get(f"kafka/{seed.topic}", {}).get("rows_read", 0)
+    inserted = facts.get(f"{seed.target_db}/{seed.target_table}", {}).get("rows_inserted", 0)
+    outcome = "succeeded" if result.success else "FAILED"
+    say(
+        f"  {label:<13} run {result.run_id[:8]} {outcome} in {seconds:.1f} s: {produced} produced to Kafka, "
+        f"{inserted} inserted; {source} rows = {target} rows"
+    )
     if not result.success or source != target:
         raise SystemExit(f"replication did not converge: {source} source rows, {target} target rows")
 
 
-MEMBERS_TABLE = MembersTable()
-# (nickname, neighbourhood, age of the verification at the cut-off, or None for never verified)
-SAMPLE_MEMBERS = [
-    ("김민지", "서울 마포구 망원동", timedelta(days=45)),
-    ("이서준", "서울 성동구 성수동", timedelta(days=30)),
-    ("박지우", "부산 해운대구 우동", timedelta(days=30) - timedelta(seconds=1)),
-    ("최하은", "경기 성남시 분당구 정자동", timedelta(days=3)),
-    ("정도윤", "서울 마포구 망원동", None),
-]
-
-
-def add_sample_members(admin: Engine, as_of: datetime) -> list[int]:
+def add_sample_members(admin: Engine, seed: Seed, as_of: datetime) -> list[int]:
     with admin.begin() as conn:
-        conn.exec_driver_sql(f"USE `{SOURCE_DB}`")
+        conn.exec_driver_sql(f"USE `{seed.members_db}`")
         conn.exec_driver_sql(members_table_ddl(MEMBERS_TABLE))
         ids = []
         for nickname, place, age in SAMPLE_MEMBERS:
@@ -143,60 +175,125 @@ def add_sample_members(admin: Engine, as_of: datetime) -> list[int]:
         return ids
 
 
-def member_states(admin: Engine, ids: list[int]) -> dict[int, tuple[str, int, datetime | None]]:
+def member_states(admin: Engine, seed: Seed, ids: list[int]) -> dict[int, tuple[str, int, datetime | None]]:
     with admin.connect() as conn:
         rows = conn.execute(
             text(
-                f"SELECT id, nickname, neighbourhood_verified, neighbourhood_verified_at FROM `{SOURCE_DB}`.member "
-                "WHERE id IN :ids"
+                "SELECT id, nickname, neighbourhood_verified, neighbourhood_verified_at "
+                f"FROM `{seed.members_db}`.member WHERE id IN :ids"
             ).bindparams(bindparam("ids", expanding=True)),
             {"ids": ids},
         )
         return {row[0]: (row[1], row[2], row[3]) for row in rows}
 
 
-def expire_verifications(admin: Engine, instance: DagsterInstance) -> None:
+def expire_verifications(admin: Engine, instance: DagsterInstance, seed: Seed, say: Say) -> None:
     as_of = datetime.now(UTC).replace(microsecond=0)
-    ids = add_sample_members(admin, as_of)
-    before = member_states(admin, ids)
+    ids = add_sample_members(admin, seed, as_of)
+    before = member_states(admin, seed, ids)
+    started = time.monotonic()
     result = defs.resolve_job_def(EXPIRY_JOB).execute_in_process(
-        instance=instance, run_config=expiry_run_config(as_of=as_of), raise_on_error=False
+        instance=instance, run_config={**expiry_run_config(as_of=as_of), **DEBUG_CONSOLE}, raise_on_error=False
     )
-    after = member_states(admin, ids)
-    print(f"verification expiry: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
+    seconds = time.monotonic() - started
+    after = member_states(admin, seed, ids)
+    cutoff = MEMBERS_TABLE.cutoff(as_of)
+    say(
+        f"Verification expiry {seed.members_db}.member: cut-off {cutoff:%Y-%m-%d %H:%M:%S} UTC "
+        f"(30 days before {as_of:%H:%M:%S}), job {EXPIRY_JOB}"
+    )
     skipped = instance.get_run_by_id(result.run_id).tags.get(SKIPPED_TAG)
-    if skipped:
-        print(f"  {skipped} (is `make daemon` or `make dev` running the minute schedule?)")
-    for event in result.get_asset_materialization_events():
-        metadata = {k: v.value for k, v in event.materialization.metadata.items()}
-        if "expired" in metadata:
-            print(
-                f"  {metadata['expired']} verifications granted at or before {metadata['cutoff']} expired "
-                f"in {metadata['chunks']} chunk(s), {metadata['duration_s']} s (earlier demo members count too)"
-            )
-        else:
-            print(
-                f"  {metadata['events_published']} events published to topic {event.materialization.asset_key.path[-1]}"
-            )
-    print(f"  the sample members added just now, against the cut-off {as_of:%Y-%m-%d %H:%M:%S} UTC - 30 days:")
+    facts = materialized(result)
+    members = facts.get(f"{seed.members_db}/member", {})
+    events = next((v for k, v in facts.items() if k.startswith("kafka/")), {})
+    outcome = "succeeded" if result.success else "FAILED"
+    summary = (
+        f"{skipped} (is `make dev` or `make daemon` running the minute schedule?)"
+        if skipped
+        else f"{members.get('expired', 0)} expired in {members.get('chunks', 0)} chunk(s) "
+        f"({members.get('db_s', 0)} s in the database), {events.get('events_published', 0)} events to Kafka"
+    )
+    say(f"  run {result.run_id[:8]} {outcome} in {seconds:.1f} s: {summary}")
     for member_id, (nickname, verified, verified_at) in before.items():
-        age = f"verified {as_of.replace(tzinfo=None) - verified_at} before" if verified_at else "not verified"
+        age = f"verified {as_of.replace(tzinfo=None) - verified_at} before" if verified_at else "never verified"
         change = "expired" if verified and not after[member_id][1] else "still verified" if verified else "unchanged"
-        print(f"    member {member_id:>4} {nickname}  {age:<40} -> {change}")
+        say(f"    member {member_id:>4} {nickname}  {age:<36} -> {change}")
     if not result.success or skipped:
         raise SystemExit("the verification expiry did not run")
 
 
+def write_env_file(path: Path) -> list[str]:
+    """The settings this run used, as ``.env`` (git-ignored, owner-readable only); returns their names."""
+    values = {"DAGSTER_HOME": os.environ["DAGSTER_HOME"]}
+    values.update({s.name: str(s.get()) for s in ENV_FILE_SETTINGS if s.is_set()})
+    lines = [
+        "# Written by `make demo`: the local stack's settings, read by `dagster dev`, `dg` and the dagster CLI",
+        "# from this directory. Rewritten by each `make demo`; never committed (.gitignore).",
+        *(f"{name}={value}" for name, value in values.items()),
+    ]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    path.chmod(0o600)
+    return list(values)
+
+
+@contextmanager
+def terminal_and_log(log_path: Path) -> Iterator[Say]:
+    """Send everything the process writes (Dagster's console logger, librdkafka) to ``log_path``;
+    ``say`` writes a line to the terminal and to the log."""
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    sys.stdout.flush()
+    sys.stderr.flush()
+    terminal_fd, error_fd = os.dup(1), os.dup(2)
+    terminal = os.fdopen(terminal_fd, "w", buffering=1, encoding="utf-8")
+    with log_path.open("w", buffering=1, encoding="utf-8") as log:
+        os.dup2(log.fileno(), 1)
+        os.dup2(log.fileno(), 2)
+
+        def say(line: str) -> None:
+            terminal.write(line + "\n")
+            sys.stdout.write(line + "\n")
+            sys.stdout.flush()
+
+        try:
+            yield say
+        finally:
+            sys.stdout.flush()
+            sys.stderr.flush()
+            os.dup2(terminal_fd, 1)
+            os.dup2(error_fd, 2)
+            os.close(error_fd)
+            terminal.close()
+
+
 def main() -> None:
-    admin = create_engine(settings.mariadb_admin_url())
-    instance = DagsterInstance.get()
-    prepare(admin)
-    insert_rows(admin, 5)
-    replicate(admin, instance, "first run (5 new rows)")
-    insert_rows(admin, 3)
-    replicate(admin, instance, "second run (3 more rows)")
-    expire_verifications(admin, instance)
-    print("Open the UI with `make dev` to see these runs and the lineage.")
+    home = os.environ.get("DAGSTER_HOME")
+    if not home:
+        raise SystemExit("DAGSTER_HOME is not set: run `make demo`, which sets it to .dagster_home")
+    log_path = Path(os.path.relpath(Path(home) / "logs" / "demo.log"))
+    with terminal_and_log(log_path) as say:
+        try:
+            seed = Seed()
+            admin = create_engine(settings.mariadb_admin_url())
+            instance = DagsterInstance.get()
+            prepare(admin, seed)
+            say(
+                f"Replication {seed.source_db}.{seed.source_table} -> topic {seed.topic} -> "
+                f"{seed.target_db}.{seed.target_table}, job {REPLICATE_ALL_JOB}"
+            )
+            insert_rows(admin, seed, 5)
+            replicate(admin, instance, seed, "5 new rows", say)
+            insert_rows(admin, seed, 3)
+            replicate(admin, instance, seed, "3 more rows", say)
+            expire_verifications(admin, instance, seed, say)
+            written = write_env_file(Path.cwd() / ".env")
+            say(f"Settings for `dagster dev`, `dg` and the CLI: .env ({', '.join(written)})")
+        except (Exception, SystemExit) as failure:
+            traceback.print_exc()
+            say(f"FAILED: {failure}")
+            say(f"Full log: {log_path}")
+            raise SystemExit(1) from None
+        say(f"Full log (Dagster events, Kafka clients): {log_path}")
+        say("Next: `make dev`, then open http://127.0.0.1:3000")
 
 
 if __name__ == "__main__":

@@ -4,7 +4,15 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-from dagster import AssetsDefinition, AssetSelection, define_asset_job, in_process_executor
+from dagster import (
+    AssetsDefinition,
+    AssetSelection,
+    JobDefinition,
+    OpDefinition,
+    define_asset_job,
+    in_process_executor,
+    job,
+)
 
 from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, EXPIRY_JOB_TAGS
@@ -60,12 +68,17 @@ def connector_jobs(
     return jobs
 
 
-def expiry_job(expiry: AssetsDefinition) -> UnresolvedAssetJobDefinition:
-    return define_asset_job(
-        EXPIRY_JOB,
-        selection=AssetSelection.assets(expiry),
-        # One step, run in the run worker itself: killing the worker frees the MariaDB lock it holds.
+def expiry_job(expire: OpDefinition) -> JobDefinition:
+    """An op job, not an asset job: the assets it reports on are external, so only this job runs it."""
+
+    # One step, run in the run worker itself: killing the worker frees the MariaDB lock it holds.
+    @job(
+        name=EXPIRY_JOB,
         executor_def=in_process_executor,
         tags=EXPIRY_JOB_TAGS,
         description="Cancel neighbourhood verifications past their time-to-live; publish an event for each.",
     )
+    def neighbourhood_verification_expiry() -> None:
+        expire()
+
+    return neighbourhood_verification_expiry

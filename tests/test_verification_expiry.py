@@ -15,7 +15,6 @@ from dagster import (
     DagsterInstance,
     Definitions,
     RunRequest,
-    build_schedule_context,
     define_asset_job,
 )
 
@@ -30,7 +29,16 @@ from mungmo_pipelines.core.mariadb.lock import NamedLock, lock_name
 from mungmo_pipelines.core.settings import MEMBERS_JDBC_URL, VERIFICATION_EXPIRY_TOPIC
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.schedules import EXPIRY_CRON, EXPIRY_SCHEDULE, EXPIRY_TIMEZONE
-from tests.support.expiry import TABLE, Members, dagster_home, job_run_config, materialization, members, naive_utc
+from tests.support.expiry import (
+    TABLE,
+    Members,
+    dagster_home,
+    job_run_config,
+    materialization,
+    members,
+    naive_utc,
+    tick_context,
+)
 from tests.support.sandbox import Sandbox
 
 AS_OF = datetime(2025, 6, 1, 9, 0, tzinfo=ZoneInfo("Asia/Seoul"))
@@ -244,9 +252,8 @@ def test_schedule_tick_is_the_cutoff_even_when_the_run_is_late(
     tick = datetime(2025, 6, 1, 9, 0, tzinfo=ZoneInfo(EXPIRY_TIMEZONE))  # replayed a long time after
     due, not_due_at_tick = box.add(naive_utc(tick - timedelta(days=30)), naive_utc(tick - timedelta(days=29)))
 
-    request = schedule.evaluate_tick(
-        build_schedule_context(instance=instance, scheduled_execution_time=tick)
-    ).run_requests
+    with tick_context(defs, instance, tick) as context:
+        request = schedule.evaluate_tick(context).run_requests
     assert request is not None
     (run_request,) = request
     assert isinstance(run_request, RunRequest)

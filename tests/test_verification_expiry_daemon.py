@@ -21,10 +21,12 @@ from pathlib import Path
 
 import pytest
 from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
+from dagster._core.scheduler.instigation import InstigatorType, TickStatus
 
-from mungmo_pipelines.assets.verification import EXPIRY_JOB
+from mungmo_pipelines.assets.verification import AS_OF_TAG, EXPIRY_JOB
+from mungmo_pipelines.schedules import EXPIRY_SCHEDULE
 from tests.support.expiry import (
-    ROOT,
+    WORKSPACE,
     Members,
     dagster_cli,
     dagster_home,
@@ -58,7 +60,7 @@ class Daemon:
     ) -> tuple[str, subprocess.Popen[str]]:
         """``dagster job launch`` of the expiry job; returns its run id and the (still running) CLI process."""
         run_id = str(uuid.uuid4())
-        args = ["job", "launch", "-w", "workspace.yaml", "-j", EXPIRY_JOB, "--run-id", run_id]
+        args = ["job", "launch", "-w", WORKSPACE, "-j", EXPIRY_JOB, "--run-id", run_id]
         args += ["--config-json", json.dumps(job_run_config(hold_seconds=hold_seconds))]
         if tags:
             args += ["--tags", json.dumps(tags)]
@@ -101,8 +103,8 @@ def daemon(admin_engine, kafka_settings, tmp_path_factory: pytest.TempPathFactor
         log = tmp / "daemon.log"
         with log.open("w") as out:
             process = subprocess.Popen(
-                [sys.executable, "-m", "dagster._daemon", "run", "-w", "workspace.yaml"],
-                cwd=ROOT,
+                [sys.executable, "-m", "dagster._daemon", "run", "-w", WORKSPACE],
+                cwd=home,
                 env=box.env(home),
                 stdout=out,
                 stderr=subprocess.STDOUT,
@@ -225,3 +227,39 @@ def test_killed_job_execute_run_is_failed_by_run_monitoring_at_max_runtime(daemo
     assert max_runtime <= killed.end_time - killed.start_time <= max_runtime + 2 * POLL_SECONDS + 5
     assert follower.dagster_run.status == DagsterRunStatus.SUCCESS
     assert follower.start_time >= killed.end_time
+
+
+def schedule_ticks(instance: DagsterInstance) -> list:
+    (state,) = [
+        s for s in instance.all_instigator_state(instigator_type=InstigatorType.SCHEDULE) if s.name == EXPIRY_SCHEDULE
+    ]
+    return sorted(instance.get_ticks(state.instigator_origin_id, state.selector_id), key=lambda tick: tick.timestamp)
+
+
+def test_idle_ticks_start_no_run_and_the_next_tick_expires_a_stale_member(daemon: Daemon) -> None:
+    wait_for(lambda: not daemon.box.verified_ids(), 120, "earlier tests' members to be expired")
+    idle_from = len(schedule_ticks(daemon.instance))
+
+    def idle_ticks() -> list:
+        ticks = schedule_ticks(daemon.instance)[idle_from:]
+        return ticks if any("nothing to expire" in (t.skip_reason or "") for t in ticks) else []
+
+    idle = wait_for(idle_ticks, 150, "a tick that finds nothing to expire", 0.5)
+    print("\n".join(f"idle tick {t.timestamp:.0f} {t.status.value} {t.skip_reason}" for t in idle))
+    assert [(t.status, t.run_ids) for t in idle] == [(TickStatus.SKIPPED, [])] * len(idle)
+
+    (stale,) = daemon.stale()
+    added_at = datetime.now(UTC)
+    wait_for(lambda: stale not in daemon.box.verified_ids(), 180, "the stale member to be expired", 0.5)
+    expired_at = datetime.now(UTC)
+    (run,) = [
+        r
+        for r in job_runs(daemon.instance)
+        if r.dagster_run.tags.get("dagster/schedule_name") == EXPIRY_SCHEDULE and r.create_timestamp >= added_at
+    ]
+    next_tick = (added_at + timedelta(minutes=1)).replace(second=0, microsecond=0)
+    print(
+        f"stale member added at {added_at:%H:%M:%S.%f}, expired by run {run.dagster_run.run_id[:8]} of the "
+        f"{next_tick:%H:%M} tick, seen at {expired_at:%H:%M:%S.%f} ({(expired_at - added_at).total_seconds():.1f} s)"
+    )
+    assert datetime.fromisoformat(run.dagster_run.tags[AS_OF_TAG]) == next_tick, "the first tick after it went stale"

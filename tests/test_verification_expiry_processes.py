@@ -12,7 +12,7 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
-from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus, build_schedule_context
+from dagster import DagsterEventType, DagsterInstance, DagsterRunStatus
 
 from mungmo_pipelines.assets.verification import SKIPPED_TAG
 from mungmo_pipelines.core.config.loader import load_connectors
@@ -29,6 +29,7 @@ from tests.support.expiry import (
     materialization,
     members,
     naive_utc,
+    tick_context,
     timeline,
     wait_for,
     wait_for_holder,
@@ -98,11 +99,13 @@ def test_holder_killed_with_kill_9_frees_the_lock_at_once(
 
     monkeypatch.setenv(MEMBERS_JDBC_URL.name, env[MEMBERS_JDBC_URL.name])
     monkeypatch.setenv(VERIFICATION_EXPIRY_TOPIC.name, box.topic)
-    schedule = build_definitions(load_connectors()).resolve_schedule_def(EXPIRY_SCHEDULE)
+    defs = build_definitions(load_connectors())
+    schedule = defs.resolve_schedule_def(EXPIRY_SCHEDULE)
     with DagsterInstance.get() as instance:
         (running,) = job_runs(instance)
         tick = datetime.now(UTC).replace(second=0, microsecond=0)
-        skipped = schedule.evaluate_tick(build_schedule_context(instance=instance, scheduled_execution_time=tick))
+        with tick_context(defs, instance, tick) as context:
+            skipped = schedule.evaluate_tick(context)
         assert skipped.run_requests == []
         assert skipped.skip_message == (
             f"tick {tick.isoformat()} skipped: run {running.dagster_run.run_id} "

@@ -27,6 +27,11 @@ def pipeline_job_name(source: JdbcSourceConfig) -> str:
     return f"{job_name(source.name)}_pipeline"
 
 
+def source_pool(source: JdbcSourceConfig) -> str:
+    """The Dagster pool of a source connector's step: limited to one at a time (``dagster.yaml``)."""
+    return f"mungmo/source/{source.name}"
+
+
 def lag_sensor_name(sink: SinkConfig) -> str:
     return f"{job_name(sink.name)}_lag_sensor"
 

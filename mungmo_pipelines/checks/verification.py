@@ -1,18 +1,11 @@
-"""The expiry's asset check: no member is still verified past the cut-off of the latest expiry run."""
+"""The expiry's asset check, run on its own from the UI: no member is still verified past the cut-off of the
+latest expiry run. Each run of the expiry job evaluates the same check itself, right after its work."""
 
-from dagster import (
-    AssetCheckExecutionContext,
-    AssetCheckResult,
-    AssetChecksDefinition,
-    AssetCheckSeverity,
-    asset_check,
-)
+from dagster import AssetCheckExecutionContext, AssetCheckResult, AssetChecksDefinition, asset_check
 
-from mungmo_pipelines.assets.verification import iso, members_key
+from mungmo_pipelines.assets.verification import CHECK_NAME, members_key, overdue_check
 from mungmo_pipelines.core.expiry.members import overdue_verifications, parse_as_of
 from mungmo_pipelines.resources import MariaDBResource, VerificationExpiryResource
-
-CHECK_NAME = "no_verification_past_cutoff"
 
 
 def verification_expiry_check(settings: VerificationExpiryResource) -> AssetChecksDefinition:
@@ -32,16 +25,6 @@ def verification_expiry_check(settings: VerificationExpiryResource) -> AssetChec
         as_of = parse_as_of(str(latest.asset_materialization.metadata["as_of"].value))
         table = verification.members_table()
         count, oldest = overdue_verifications(mariadb.engine(verification.connection()), table, as_of)
-        return AssetCheckResult(
-            passed=count == 0,
-            severity=AssetCheckSeverity.ERROR,
-            description=f"{count} members still verified at or before {iso(table.cutoff(as_of))}",
-            metadata={
-                "still_verified": count,
-                "as_of": iso(as_of),
-                "expiry_run": latest.run_id,
-                "oldest_verified_at": iso(oldest) if oldest else "",
-            },
-        )
+        return overdue_check(members, count, oldest, table.cutoff(as_of), as_of, latest.run_id)
 
     return no_verification_past_cutoff

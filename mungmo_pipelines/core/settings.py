@@ -116,6 +116,11 @@ VERIFICATION_EXPIRY_TOPIC = Setting(
     "neighbourhood-verification-expired",
     "topic of the expiry's events, one per expired verification",
 )
+ASSET_OWNERS = Setting(
+    "MUNGMO_ASSET_OWNERS",
+    "team:mungmo",
+    "owners shown on every asset in Dagster: comma-separated e-mail addresses or `team:<name>`",
+)
 STACK_TIMEOUT = Setting(
     "MUNGMO_STACK_TIMEOUT", "90", "seconds `scripts/stack up` waits for the servers to be ready", "scripts/stack"
 )
@@ -163,6 +168,7 @@ SETTINGS: tuple[Setting, ...] = (
     DAGSTER_URL,
     MEMBERS_JDBC_URL,
     VERIFICATION_EXPIRY_TOPIC,
+    ASSET_OWNERS,
     STACK_TIMEOUT,
     STACK_STOP_TIMEOUT,
     STACK_LOG_LINES,

@@ -113,5 +113,9 @@ class Topology:
     def pipeline_of(self, source: JdbcSourceConfig) -> Pipeline | None:
         return next((p for p in self.pipelines if p.source.name == source.name), None)
 
+    def producer_of(self, topic: str) -> JdbcSourceConfig | None:
+        """The source whose tables fill ``topic``, if one of them does."""
+        return next((node.config for node in self.sources if topic in node.topics), None)
+
     def pipelines_with(self, sink: SinkConfig) -> list[Pipeline]:
         return [p for p in self.pipelines if any(s.name == sink.name for s in p.sinks)]

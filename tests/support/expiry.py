@@ -15,7 +15,15 @@ from pathlib import Path
 from typing import Any
 
 import yaml
-from dagster import DagsterInstance, DagsterRunStatus, RunRecord, RunsFilter
+from dagster import (
+    DagsterInstance,
+    DagsterRunStatus,
+    Definitions,
+    RunRecord,
+    RunsFilter,
+    ScheduleEvaluationContext,
+    build_schedule_context,
+)
 from kafka.consumer.fetcher import ConsumerRecord
 from sqlalchemy import Engine, create_engine, make_url, text
 
@@ -28,6 +36,9 @@ from tests.support.sandbox import Sandbox
 
 ROOT = Path(__file__).resolve().parents[2]
 TABLE = MembersTable()
+# The project's workspace, by absolute path: dagster commands run outside the project root, where
+# a developer's .env (written by `make demo`) would replace the test's DAGSTER_HOME and settings.
+WORKSPACE = str(ROOT / "workspace.yaml")
 
 
 @dataclass
@@ -139,6 +150,11 @@ def dagster_home(path: Path, **overrides: dict[str, Any]) -> Path:
     return path
 
 
+def tick_context(defs: Definitions, instance: DagsterInstance, tick: datetime) -> ScheduleEvaluationContext:
+    """The schedule's context at ``tick`` with the definitions' resources (its probe needs them); use in ``with``."""
+    return build_schedule_context(instance=instance, scheduled_execution_time=tick, resources=dict(defs.resources))
+
+
 def job_run_config(
     as_of: datetime | None = None, hold_seconds: float = 0.0, verification: dict[str, Any] | None = None
 ) -> dict[str, Any]:
@@ -150,9 +166,10 @@ def job_run_config(
 
 
 def dagster_cli(*args: str, env: dict[str, str], **popen: Any) -> subprocess.Popen[str]:
+    """A ``dagster`` command run in the test's DAGSTER_HOME (not the project root: see ``WORKSPACE``)."""
     return subprocess.Popen(
         [sys.executable, "-m", "dagster", *args],
-        cwd=ROOT,
+        cwd=env["DAGSTER_HOME"],
         env=env,
         text=True,
         stdout=subprocess.PIPE,

@@ -8,10 +8,18 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import Connection, Engine, text
+from sqlalchemy.exc import DBAPIError
 
 from mungmo_pipelines.core.errors import MembersTableError
 from mungmo_pipelines.core.mariadb import catalog
-from mungmo_pipelines.core.mariadb.dialect import MAX_IDENTIFIER_LENGTH, quote
+from mungmo_pipelines.core.mariadb.dialect import (
+    MAX_IDENTIFIER_LENGTH,
+    NO_SUCH_TABLE,
+    UNKNOWN_COLUMN,
+    UNKNOWN_DATABASE,
+    error_code,
+    quote,
+)
 from mungmo_pipelines.core.mariadb.session import dbapi_cursor
 
 DEFAULT_TTL = timedelta(days=30)
@@ -70,19 +78,27 @@ class MembersTable:
 def members_table_ddl(table: MembersTable) -> str:
     """The reference members table, with the index the expiry's probe and chunks read through."""
     q = quote
+    definitions = [
+        f"{q(table.id_column)} BIGINT NOT NULL AUTO_INCREMENT",
+        "`nickname` VARCHAR(50) NOT NULL",
+        "`neighbourhood` VARCHAR(100) NULL",
+        f"{q(table.verified_column)} TINYINT(1) NOT NULL DEFAULT 0",
+        f"{q(table.verified_at_column)} DATETIME(3) NULL",
+        f"{q(table.updated_at_column)} DATETIME(3) NOT NULL "
+        "DEFAULT CURRENT_TIMESTAMP(3) ON UPDATE CURRENT_TIMESTAMP(3)",
+        f"PRIMARY KEY ({q(table.id_column)})",
+        f"KEY {q(table.index_name)} ({q(table.verified_column)}, {q(table.verified_at_column)})",
+    ]
     return (
-        f"CREATE TABLE IF NOT EXISTS {q(table.name)} ("
-        f"{q(table.id_column)} BIGINT NOT NULL AUTO_INCREMENT, "
-        "`nickname` VARCHAR(50) NOT NULL, "
-        "`neighbourhood` VARCHAR(100) NULL, "
-        f"{q(table.verified_column)} TINYINT(1) NOT NULL DEFAULT 0, "
-        f"{q(table.verified_at_column)} DATETIME(3) NULL, "
-        f"{q(table.updated_at_column)} DATETIME(3) NOT NULL DEFAULT CURRENT_TIMESTAMP(3) "
-        "ON UPDATE CURRENT_TIMESTAMP(3), "
-        f"PRIMARY KEY ({q(table.id_column)}), "
-        f"KEY {q(table.index_name)} ({q(table.verified_column)}, {q(table.verified_at_column)})"
-        ") DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
+        f"CREATE TABLE IF NOT EXISTS {q(table.name)} (\n  "
+        + ",\n  ".join(definitions)
+        + "\n) DEFAULT CHARSET=utf8mb4 COLLATE=utf8mb4_unicode_ci"
     )
+
+
+def members_schema_markdown() -> str:
+    """The reference schema as ``docs/expiry.md`` shows it."""
+    return f"```sql\n{members_table_ddl(MembersTable())};\n```"
 
 
 def parse_as_of(value: str) -> datetime:
@@ -151,3 +167,47 @@ def overdue_verifications(engine: Engine, table: MembersTable, as_of: datetime) 
             {"cutoff": table.to_db(table.cutoff(as_of))},
         ).one()
     return int(count), table.from_db(oldest) if oldest is not None else None
+
+
+@dataclass(frozen=True)
+class DueProbe:
+    """What a schedule tick learns before asking for a run: the oldest verification due, or why none can be."""
+
+    oldest_due: datetime | None = None
+    absent: str | None = None  # the members table or its database is not there yet: what to create
+
+
+def probe_due(engine: Engine, table: MembersTable, as_of: datetime) -> DueProbe:
+    """The oldest verification ``as_of`` expires, read from one entry of the (verified, verified_at) index.
+
+    A missing database or table is an answer (nothing to expire yet, and what to create), not an
+    error: a fresh deployment's schedule skips until the members table exists. A missing column
+    is a misconfiguration and raises, naming the setting.
+    """
+    q = quote
+    database = engine.url.database
+    try:
+        with engine.connect() as conn:
+            oldest = conn.execute(
+                text(
+                    f"SELECT {q(table.verified_at_column)} FROM {q(table.name)} "
+                    f"WHERE {q(table.verified_column)} = 1 AND {q(table.verified_at_column)} <= :cutoff "
+                    f"ORDER BY {q(table.verified_at_column)} LIMIT 1"
+                ),
+                {"cutoff": table.to_db(table.cutoff(as_of))},
+            ).scalar()
+    except DBAPIError as err:
+        code = error_code(err.orig) if err.orig is not None else None
+        create = (
+            "create it with the members schema of docs/expiry.md "
+            f"(`make demo` creates a sample {database}.{table.name})"
+        )
+        if code == UNKNOWN_DATABASE:
+            return DueProbe(absent=f"database {database} does not exist yet: {create}")
+        if code == NO_SUCH_TABLE:
+            return DueProbe(absent=f"members table {database}.{table.name} does not exist yet: {create}")
+        if code == UNKNOWN_COLUMN:
+            with engine.connect() as conn:
+                check_schema(conn, table)  # raises naming the setting and the columns there are
+        raise
+    return DueProbe(oldest_due=table.from_db(oldest) if oldest is not None else None)

@@ -6,8 +6,11 @@ Each reader works on the connection's current database (``DATABASE()``), through
 
 from __future__ import annotations
 
+from sqlalchemy import Engine
+
 from mungmo_pipelines.core.mariadb.columns import ResultColumn, TableColumn, TableSchema
-from mungmo_pipelines.core.mariadb.session import Cursor, fetch_one
+from mungmo_pipelines.core.mariadb.dialect import quote
+from mungmo_pipelines.core.mariadb.session import Cursor, dbapi_cursor, fetch_one
 
 # The columns' query, for the current database (DATABASE()) or a named one (%s).
 _COLUMNS = (
@@ -157,3 +160,22 @@ def result_columns(cursor: Cursor, from_sql: str) -> tuple[ResultColumn, ...]:
     fields = cursor._result.fields  # type: ignore[attr-defined]
     cursor.fetchall()
     return tuple(ResultColumn.from_field(f) for f in fields)
+
+
+def describe_tables(engine: Engine, tables: list[str]) -> dict[str, tuple[TableSchema, int]]:
+    """Each existing table's schema and exact row count (``COUNT(*)``), in the engine's database.
+
+    For the asset metadata Dagster shows (``dagster/column_schema``, ``dagster/row_count``); a table
+    that does not exist (yet) is left out.
+    """
+    described = {}
+    with engine.connect() as conn, dbapi_cursor(conn) as cursor:
+        database = current_database(cursor)
+        for table in tables:
+            columns = table_columns(cursor, table)
+            if not columns:
+                continue
+            cursor.execute(f"SELECT COUNT(*) FROM {quote(table)}")
+            rows = int(fetch_one(cursor)[0])
+            described[table] = (TableSchema(database, table, columns, primary_key(cursor, table)), rows)
+    return described

@@ -32,6 +32,10 @@ class TableProbe:
     newest: int | None
     stored: dict[str, Any] | None
     behind: bool
+    # How far the stored offset is behind the newest row: ids (incrementing), milliseconds
+    # (timestamp modes), None in bulk mode (no offset) or for an empty table.
+    lag: int | None = None
+    lag_unit: str = "ids"
 
 
 def probe_changes(config: JdbcSourceConfig, engine: Engine, stored: dict[bytes, dict[str, Any]]) -> list[TableProbe]:
@@ -60,14 +64,16 @@ def probe_changes(config: JdbcSourceConfig, engine: Engine, stored: dict[bytes, 
                 last = offset.incrementing if offset else None
                 pending = offset is not None and offset.horizon is not None
                 behind = newest is not None and (last is None or newest > last or pending)
-                probes.append(TableProbe(label, newest, value, behind))
+                lag = None if newest is None else max(0, newest - (last or 0))
+                probes.append(TableProbe(label, newest, value, behind, lag))
             else:
                 newest_ms = _newest_timestamp(cursor, table, config.query, config.timestamp_columns, zone)
                 last_ms = (
                     (offset.timestamp - EPOCH) // dt.timedelta(milliseconds=1) if offset and offset.timestamp else None
                 )
                 behind = newest_ms is not None and (last_ms is None or newest_ms > last_ms)
-                probes.append(TableProbe(label, newest_ms, value, behind))
+                lag = None if newest_ms is None or last_ms is None else max(0, newest_ms - last_ms)
+                probes.append(TableProbe(label, newest_ms, value, behind, lag, "ms"))
     return probes
 
 
