@@ -153,9 +153,11 @@ def _count(
     stats = result.stats
     stats.source_rows, stats.source_unsent = int(source_rows[0][0]), int(source_rows[0][1])
     stats.target_rows = target_count
-    result.count_mismatch = policy.count_mismatch(stats.source_rows, stats.source_unsent, stats.target_rows)
-    if result.count_mismatch and not result.caught_up:
-        result.notes.append("the target had not applied the source's point when counted")
+    mismatch = policy.count_mismatch(stats.source_rows, stats.source_unsent, stats.target_rows)
+    if mismatch and not result.caught_up:  # rows on their way, as the rows of a compare would be in flight
+        result.notes.append(f"the target had not applied the source's point when counted: {mismatch}")
+    else:
+        result.count_mismatch = mismatch
     stats.add_phase("count", time.perf_counter() - started)
 
 
