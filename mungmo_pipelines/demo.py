@@ -6,6 +6,8 @@ Creates ``mungMo.test001`` and an empty ``mungmoMember``, inserts sample rows, r
 inserts more and runs it again. Then creates ``mungMo.member`` (with the index the expiry
 needs), adds members verified on both sides of the 30-day line, runs the
 ``neighbourhood_verification_expiry`` job through the same instance and prints what it expired.
+Last, the consistency checks: the seed pair's, and a check failing on hand edits that the repair
+job fixes through Kafka (``demo_consistency.py``).
 """
 
 from __future__ import annotations
@@ -20,6 +22,7 @@ from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, defs
+from mungmo_pipelines.demo_consistency import repair_demo, seed_checks
 
 SOURCE_DB = "mungMo"
 TARGET_DB = "mungmoMember"
@@ -100,7 +103,7 @@ def moved(result: ExecuteInProcessResult) -> list[str]:
     return lines
 
 
-def replicate(admin: Engine, instance: DagsterInstance, label: str) -> None:
+def replicate(admin: Engine, instance: DagsterInstance, label: str) -> ExecuteInProcessResult:
     result = defs.resolve_job_def(REPLICATE_ALL_JOB).execute_in_process(instance=instance)
     source, target = count(admin, SOURCE_DB, "test001"), count(admin, TARGET_DB, TARGET_TABLE)
     print(f"{label}: run {result.run_id[:8]} {'succeeded' if result.success else 'FAILED'}")
@@ -108,6 +111,7 @@ def replicate(admin: Engine, instance: DagsterInstance, label: str) -> None:
     print(f"  {SOURCE_DB}.test001 = {source} rows, {TARGET_DB}.{TARGET_TABLE} = {target} rows")
     if not result.success or source != target:
         raise SystemExit(f"replication did not converge: {source} source rows, {target} target rows")
+    return result
 
 
 MEMBERS_TABLE = MembersTable()
@@ -194,8 +198,9 @@ def main() -> None:
     insert_rows(admin, 5)
     replicate(admin, instance, "first run (5 new rows)")
     insert_rows(admin, 3)
-    replicate(admin, instance, "second run (3 more rows)")
+    seed_checks(replicate(admin, instance, "second run (3 more rows)"), print)
     expire_verifications(admin, instance)
+    repair_demo(admin, instance, print)
     print("Open the UI with `make dev` to see these runs and the lineage.")
 
 

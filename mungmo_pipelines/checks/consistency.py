@@ -12,6 +12,7 @@ makes its checks blocking: a failed check fails the run.
 """
 
 import logging
+from collections import Counter
 from typing import TYPE_CHECKING, Any
 
 from dagster import (
@@ -80,17 +81,20 @@ def run_check(
 def describe(result: CheckResult) -> str:
     """One line for the UI: the verdict and what it rests on."""
     stats = result.stats
-    counts = result.counts()
     if result.method == "count":
         verdict = result.count_mismatch or (
             f"source {stats.source_rows} rows ({stats.source_unsent} not sent yet), target {stats.target_rows}"
         )
         return f"{verdict} ({result.reason})"
+    counts = result.counts()
     found = ", ".join(f"{counts[kind]} {kind}" for kind in ("missing", "extra", "different") if counts[kind])
-    rest = f"{counts['explained']} explained by the mode, {counts['in_flight']} in flight"
-    if found:
-        return f"{found} ({rest})"
-    return f"{stats.source_rows} source rows and {stats.target_rows} target rows match ({rest})"
+    parts = [found or f"{stats.source_rows} source rows and {stats.target_rows} target rows match"]
+    explained = Counter(d.kind for d in result.explained)
+    if explained:
+        parts.append(f"the {result.mode} mode explains " + ", ".join(f"{n} {kind}" for kind, n in explained.items()))
+    if result.in_flight:
+        parts.append(f"{len(result.in_flight)} in flight")
+    return "; ".join(parts)
 
 
 def check_metadata(result: CheckResult, result_id: int | None) -> dict[str, Any]:
