@@ -18,6 +18,8 @@ from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.options import no_effect_markdown, options_markdown
 from mungmo_pipelines.core.connect.sink_types import sink_types_markdown
 from mungmo_pipelines.core.connect.source_types import source_types_markdown
+from mungmo_pipelines.core.consistency.expressions import rules_markdown
+from mungmo_pipelines.core.consistency.policy import policy_markdown
 from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
 
 # page (relative to the project root) -> block name -> what renders it
@@ -30,6 +32,7 @@ GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     },
     "docs/types.md": {"source-types": source_types_markdown, "sink-types": sink_types_markdown},
     "docs/stack.md": {"settings": settings_markdown},
+    "docs/consistency.md": {"canonical-forms": rules_markdown, "mode-policy": policy_markdown},
 }
 
 

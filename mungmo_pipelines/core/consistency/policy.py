@@ -1,17 +1,7 @@
 """Which differences a replication mode explains, and which are defects.
 
-What a mode cannot carry, it cannot be blamed for, but what it can carry it must:
-
-=========================  ======================  ===================================================
-mode                       explained               rule
-=========================  ======================  ===================================================
-cdc (binlog)               nothing                 every difference is a defect
-bulk                       extra                   deletes are not carried (every run re-sends all rows)
-incrementing               extra, different        only new ids are sent: no updates, no deletes
-timestamp(+incrementing)   extra                   updates move the timestamp and are sent; deletes not
-=========================  ======================  ===================================================
-
-History is not known, so an explained row is any row of that kind: in incrementing mode a hand
+What a mode cannot carry, it cannot be blamed for, but what it can carry it must (the table is
+:func:`policy_markdown`, in docs/consistency.md). History is not known, so an explained row is any row of that kind: in incrementing mode a hand
 edit on the target looks like an update the mode did not carry, and an extra row inserted by hand
 looks like a deleted one. A missing or different row is never explained: it is a defect, unless the
 source has not sent its current version yet, which its stored offset tells (a :class:`SentRule`:
@@ -38,6 +28,13 @@ _EXPLAINS = {
     "incrementing": frozenset({EXTRA, DIFFERENT}),
     "timestamp": frozenset({EXTRA}),
     "timestamp+incrementing": frozenset({EXTRA}),
+}
+_WHY = {
+    "cdc": "every change is in the binary log: every difference is a defect",
+    "bulk": "every run re-sends every row; a row deleted from the source is never deleted from the target",
+    "incrementing": "only rows with new ids are sent: no updates, no deletes",
+    "timestamp": "an update moves the timestamp and is sent; deletes are not",
+    "timestamp+incrementing": "an update moves the timestamp and is sent; deletes are not",
 }
 _NOT_CARRIED = {EXTRA: "deletes", DIFFERENT: "updates"}
 
@@ -96,3 +93,13 @@ class ModePolicy:
         if target_rows == source_rows:
             return ""
         return f"the source has {source_rows} rows and the target {target_rows}"
+
+
+def policy_markdown() -> str:
+    """The modes and what each explains, as the table in docs/consistency.md."""
+    lines = ["| mode | explained (not defects) | why | row counts pass when |", "| --- | --- | --- | --- |"]
+    for mode, kinds in _EXPLAINS.items():
+        explained = ", ".join(sorted(kinds)) or "nothing"
+        counts = "target >= rows the source has sent" if EXTRA in kinds else "target = source"
+        lines.append(f"| {mode} | {explained} | {_WHY[mode]} | {counts} |")
+    return "\n".join(lines)
