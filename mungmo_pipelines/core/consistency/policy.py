@@ -1,11 +1,11 @@
 """Which differences a replication mode explains, and which are defects.
 
 What a mode cannot carry, it cannot be blamed for, but what it can carry it must (the table is
-:func:`policy_markdown`, in docs/consistency.md). History is not known, so an explained row is any row of that kind: in incrementing mode a hand
-edit on the target looks like an update the mode did not carry, and an extra row inserted by hand
-looks like a deleted one. A missing or different row is never explained: it is a defect, unless the
-source has not sent its current version yet, which its stored offset tells (a :class:`SentRule`:
-then it is in flight).
+:func:`policy_markdown`, in docs/consistency.md). History is not known, so an explained row is any
+row of that kind: in incrementing mode a hand edit on the target looks like an update the mode did
+not carry, and an extra row inserted by hand looks like a deleted one. A missing or different row
+is never explained: it is a defect, unless the source has not sent its current version yet, which
+its stored offset tells (a :class:`SentRule`: then it is in flight).
 
 Row counts follow the same rule: where deletes are not carried the target may hold more rows than
 the source, never fewer than the source has sent.
