@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import random
-import threading
 import time
 from collections.abc import Callable, Iterator
 
@@ -29,6 +28,7 @@ from tests.support.consistency import (
 )
 from tests.support.sandbox import Sandbox
 from tests.support.source import writer
+from tests.support.threads import Background
 
 SMALL = CheckSettings(chunk_seconds=0.05, piece_rows=64)
 ROWS = 5000
@@ -50,7 +50,7 @@ def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., Replication]]:
         replication.close()
 
 
-class Traffic:
+class Traffic(Background):
     """A writer inserting, updating and deleting source rows at a steady rate, and the real pipeline
     (source run, then sink run) looping behind it, both in threads."""
 
@@ -59,20 +59,7 @@ class Traffic:
         self.writes_per_s = writes_per_s
         self.writes = 0
         self.pipeline_runs = 0
-        self.errors: list[BaseException] = []
-        self._stop = threading.Event()
-        self._threads = [threading.Thread(target=self._write), threading.Thread(target=self._replicate)]
-
-    def __enter__(self) -> Traffic:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=60)
-        assert not self.errors, self.errors
+        super().__init__(self._write, self._replicate)
 
     def _write(self) -> None:
         rng = random.Random(11)
@@ -81,7 +68,7 @@ class Traffic:
         conn.autocommit(True)
         try:
             with conn.cursor() as cursor:
-                while not self._stop.is_set():
+                while not self.stopping:
                     action = rng.random()
                     if self.writes % 5 == 0:
                         cursor.execute("UPDATE members SET name = %s WHERE id = %s", (f"hot-{self.writes}", HOT))
@@ -104,7 +91,7 @@ class Traffic:
 
     def _replicate(self) -> None:
         try:
-            while not self._stop.is_set():
+            while not self.stopping:
                 self.replication.replicate()
                 self.pipeline_runs += 1
                 time.sleep(0.3)

@@ -30,7 +30,7 @@ from dagster import (
 )
 
 from mungmo_pipelines.assets.keys import table_key
-from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
+from mungmo_pipelines.core.consistency.pipelines import WAIT_S, ReplicatedTable, check_replicated
 from mungmo_pipelines.core.consistency.result import CheckResult
 from mungmo_pipelines.core.consistency.store import save_result
 from mungmo_pipelines.core.errors import MungmoError
@@ -65,8 +65,15 @@ def run_check(
     settings = kafka.settings()
     paused = not_running_reason(kafka, sink.name)
     apply = None if paused else (lambda: JdbcSink(sink, target_engine, settings).run())
+    # A paused or stopped sink applies nothing: waiting for it would only delay the verdict.
     result = check_replicated(
-        replicated, source_engine, target_engine, settings, apply=apply, count_only=check_name == COUNT_CHECK
+        replicated,
+        source_engine,
+        target_engine,
+        settings,
+        apply=apply,
+        count_only=check_name == COUNT_CHECK,
+        wait_s=0 if paused else WAIT_S,
     )
     if paused:
         result.notes.append(f"the sink was not run to apply the source's point: {paused}")
