@@ -173,7 +173,7 @@ class JdbcRepair:
                             f"connector {config.name!r}: table {table} has no primary key, so its records have no "
                             "key: a repair cannot address rows, nor delete them"
                         )
-                    batches = _RowBatches(cursor, plan, scope.zone)
+                    batches = _SourceRows(cursor, plan, scope.zone)
                     rows, gone = batches.by_keys(scope.keys)
                     if (rows or scope.ranges) and harms:
                         raise ConsistencyError(
@@ -263,7 +263,7 @@ class JdbcRepair:
         wait_until_committed_visible(self.kafka, [topic])
 
 
-class _RowBatches:
+class _SourceRows:
     """Source rows by key and by range, read as the source reads them (``time_zone`` +00:00)."""
 
     def __init__(self, cursor: Cursor, plan: TablePlan, zone: str) -> None:
