@@ -377,3 +377,27 @@ def test_the_wait_gives_up_on_a_sink_that_does_not_run(pipeline: Callable[..., R
     counted = replication.check(apply=None, wait_s=1, count_only=True)
     assert counted.passed and not counted.caught_up
     assert counted.notes[-1].startswith("the target had not applied the source's point when counted: the target has 50")
+
+
+def test_a_sink_that_fails_to_apply_the_point_is_named_and_the_check_does_not_blame_the_rows(
+    pipeline: Callable[..., Replication], sandbox: Sandbox
+) -> None:
+    replication = pipeline(sink_options={**REPAIRABLE_SINK, "delete.enabled": "false"})
+    sandbox.execute(replication.source_db, FILL_MEMBERS.format(rows=20))
+    replication.replicate()
+    sandbox.execute(replication.source_db, "UPDATE members SET name = 'after the tombstone' WHERE id = 2")
+    # A tombstone the sink cannot apply stops it: the row changed after it never reaches the target.
+    key = json.dumps({"schema": {"type": "struct", "fields": [{"type": "int32", "optional": False, "field": "id"}],
+                                 "optional": False, "name": "members.Key"}, "payload": {"id": 1}})  # fmt: skip
+    producer = sandbox.kafka.producer(acks="all")
+    producer.send(replication.topic, key=key.encode(), value=None).get(timeout=30)
+    producer.close()
+    replication.run_source()
+    result = replication.check()
+    assert result.passed and not result.caught_up
+    assert [(d.key[0], d.reason) for d in result.in_flight] == [
+        (2, "the target had not applied the source's point when compared")
+    ]
+    (problem,) = result.notes[-1:]
+    assert problem.startswith(f"running sink {replication.sink.name!r} to apply the point failed: ")
+    assert "delete.enabled=false" in problem

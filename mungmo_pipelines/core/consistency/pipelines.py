@@ -112,7 +112,8 @@ class PipelineSync:
     """The points of one replicated table (:class:`SyncPoints`), and the sink runs waiting made.
 
     ``apply`` runs the sink (None: only wait, for ``wait_s``, for whatever runs it). A sink run that
-    fails is not tried again within the check; its error is kept in ``problems`` and the wait gives up.
+    fails is not tried again within the check: its error is kept in ``problems`` and every wait gives
+    up at once.
     """
 
     def __init__(
@@ -153,9 +154,9 @@ class PipelineSync:
     def wait_until_applied(self, point: dict[str, Any]) -> bool:
         deadline = time.monotonic() + self.wait_s
         while not self.applied(point):
-            if time.monotonic() > deadline:
+            if self.problems or time.monotonic() > deadline:
                 return False
-            if self.apply is None or self.problems:
+            if self.apply is None:
                 time.sleep(POLL_S)
                 continue
             try:
