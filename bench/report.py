@@ -1,4 +1,5 @@
-"""A bench's result table: printed, and with ``--markdown`` appended to ``docs/performance.md``.
+"""A bench's result table: printed, and with ``--markdown`` appended to ``docs/performance.md`` (or the
+page a bench names).
 
 Published figures are then the bench's own output, stamped with the date, the commit and the
 machine, never numbers pasted by hand.
@@ -20,11 +21,11 @@ PERFORMANCE_PAGE = ROOT / "docs" / "performance.md"
 PUBLISHED_HEADING = "## Published runs"
 
 
-def add_markdown_flag(parser: argparse.ArgumentParser) -> None:
+def add_markdown_flag(parser: argparse.ArgumentParser, page: Path = PERFORMANCE_PAGE) -> None:
     parser.add_argument(
         "--markdown",
         action="store_true",
-        help="also append the result table to docs/performance.md with the date, commit and machine",
+        help=f"also append the result table to {page.relative_to(ROOT)} with the date, commit and machine",
     )
 
 
@@ -49,8 +50,9 @@ def machine() -> str:
 class Report:
     """Lines of a result, shown when the bench ends."""
 
-    def __init__(self, title: str) -> None:
+    def __init__(self, title: str, page: Path = PERFORMANCE_PAGE) -> None:
         self.title = title
+        self.page = page
         self.lines: list[str] = []
 
     def line(self, text: str = "") -> None:
@@ -68,9 +70,9 @@ class Report:
             return
         stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
         command = "PYTHONPATH=. python " + shlex.join(["bench/" + Path(sys.argv[0]).name, *sys.argv[1:]])
-        page = PERFORMANCE_PAGE.read_text(encoding="utf-8")
+        page = self.page.read_text(encoding="utf-8")
         if PUBLISHED_HEADING not in page:
             page = page.rstrip() + f"\n\n{PUBLISHED_HEADING}\n\nAppended by the benches' `--markdown` flag.\n"
         section = f"\n### {self.title}: {stamp}, commit {commit()}, {machine()}\n\n`{command}`\n\n{text}\n"
-        PERFORMANCE_PAGE.write_text(page.rstrip() + "\n" + section, encoding="utf-8")
-        print(f"\nappended to {PERFORMANCE_PAGE.relative_to(ROOT)}", file=sys.stderr)
+        self.page.write_text(page.rstrip() + "\n" + section, encoding="utf-8")
+        print(f"\nappended to {self.page.relative_to(ROOT)}", file=sys.stderr)

@@ -16,15 +16,19 @@ from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.assets.sink import sink_connector_asset
 from mungmo_pipelines.assets.source import source_connector_asset, source_tables_asset
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, verification_expiry_op, verification_expiry_specs
+from mungmo_pipelines.checks.consistency import check_jobs, project_checks
+from mungmo_pipelines.checks.repair import repair_jobs
 from mungmo_pipelines.checks.verification import verification_expiry_check
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.loader import Connectors, load_connectors
+from mungmo_pipelines.core.consistency.pipelines import replicated_tables
 from mungmo_pipelines.core.topology import Topology
 from mungmo_pipelines.jobs import REPLICATE_ALL_JOB, connector_jobs, expiry_job
 from mungmo_pipelines.operations.job import connector_operations_job
 from mungmo_pipelines.operations.load_errors import load_error_definitions
 from mungmo_pipelines.resources import VerificationExpiryResource, default_resources
 from mungmo_pipelines.schedules import verification_expiry_schedule
+from mungmo_pipelines.schedules.consistency import consistency_schedule
 from mungmo_pipelines.sensors.sink_lag import sink_lag_sensor
 from mungmo_pipelines.sensors.source_changes import source_change_sensor
 
@@ -69,16 +73,25 @@ def build_definitions(connectors: Connectors, topology: Topology | None = None) 
         own_jobs = [job_name(source.name), REPLICATE_ALL_JOB] + ([pipeline_job_name(source)] if has_pipeline else [])
         target = pipeline_job_name(source) if has_pipeline else job_name(source.name)
         sensors.append(source_change_sensor(source, target, own_jobs))
+    # Consistency (정합): checks on every replicated target table, their jobs and schedules, a repair job per source.
+    replicated = replicated_tables(topology)
+    consistency = project_checks(replicated)
+    consistency_jobs = check_jobs(consistency)
     return Definitions(
         assets=[*table_assets, *source_assets.values(), *sink_assets.values(), *expiry_specs, *error_specs],
-        asset_checks=[verification_expiry_check(verification)],
+        asset_checks=[verification_expiry_check(verification), *(c for checks in consistency.values() for c in checks)],
         jobs=[
             *connector_jobs(topology, source_assets, sink_assets),
             expiry_job(verification_expiry_op(verification)),
             connector_operations_job(),
+            *consistency_jobs,
+            *repair_jobs(topology, replicated),
         ],
         sensors=[*sensors, *error_sensors],
-        schedules=[verification_expiry_schedule(EXPIRY_JOB)],
+        schedules=[
+            verification_expiry_schedule(EXPIRY_JOB),
+            *(consistency_schedule(job.name) for job in consistency_jobs),
+        ],
         resources=resources,
     )
 

@@ -5,6 +5,8 @@ sample rows, runs the ``replicate_all`` job through the project's Dagster instan
 show in the UI), inserts more and runs it again. Then creates the members table (with the index
 the expiry needs), adds members verified on both sides of the 30-day line, runs the
 ``neighbourhood_verification_expiry`` job through the same instance and shows what it expired.
+Last, the consistency checks: the seed pair's, and a check failing on hand edits that the repair
+job fixes through Kafka (``demo_consistency.py``).
 
 The terminal gets what happened; Dagster's event lines and the Kafka clients' messages go to the
 full log (``$DAGSTER_HOME/logs/demo.log``). Last, it writes ``.env`` with the settings of the
@@ -33,6 +35,7 @@ from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.core.mariadb.connection import parse_jdbc_url
 from mungmo_pipelines.definitions import REPLICATE_ALL_JOB, defs
+from mungmo_pipelines.demo_consistency import repair_demo, seed_checks
 
 Say = Callable[[str], None]
 
@@ -134,7 +137,7 @@ def materialized(result: ExecuteInProcessResult) -> dict[str, dict]:
     }
 
 
-def replicate(admin: Engine, instance: DagsterInstance, seed: Seed, label: str, say: Say) -> None:
+def replicate(admin: Engine, instance: DagsterInstance, seed: Seed, label: str, say: Say) -> ExecuteInProcessResult:
     started = time.monotonic()
     result = defs.resolve_job_def(REPLICATE_ALL_JOB).execute_in_process(
         instance=instance, run_config=DEBUG_CONSOLE, raise_on_error=False
@@ -151,6 +154,7 @@ def replicate(admin: Engine, instance: DagsterInstance, seed: Seed, label: str, 
     )
     if not result.success or source != target:
         raise SystemExit(f"replication did not converge: {source} source rows, {target} target rows")
+    return result
 
 
 def add_sample_members(admin: Engine, seed: Seed, as_of: datetime) -> list[int]:
@@ -283,8 +287,10 @@ def main() -> None:
             insert_rows(admin, seed, 5)
             replicate(admin, instance, seed, "5 new rows", say)
             insert_rows(admin, seed, 3)
-            replicate(admin, instance, seed, "3 more rows", say)
+            last = replicate(admin, instance, seed, "3 more rows", say)
+            seed_checks(last, say)
             expire_verifications(admin, instance, seed, say)
+            repair_demo(admin, instance, say)
             written = write_env_file(Path.cwd() / ".env")
             say(f"Settings for `dagster dev`, `dg` and the CLI: .env ({', '.join(written)})")
         except (Exception, SystemExit) as failure:

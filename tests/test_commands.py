@@ -53,6 +53,12 @@ COVERAGE: dict[str, str] = {
     "make test-fast": "ci",
     "make docs": "ci",
     "make check": "ci",
+    "PYTHONPATH=. .venv/bin/python bench/consistency.py": "ci",
+    (
+        "SELECT r.checked_at, d.kind, d.difference FROM _mungmo_consistency_results r\n"
+        "JOIN _mungmo_consistency_rows d ON d.result_id = r.id AND d.list = 'differences'\n"
+        "WHERE r.id = (SELECT MAX(id) FROM _mungmo_consistency_results WHERE check_name = 'rows_match_source');"
+    ): "tests/test_consistency_pipelines.py::test_repair_through_kafka_fixes_every_consumer_of_an_incrementing_source",
     "make connect-api": "tests/test_operations_api.py::test_seed_bodies_and_curl_sequence_through_make_connect_api",
     ".venv/bin/mungmo-connect": "tests/test_operations_cli_ui.py::test_every_operation_from_the_cli",
     "make down": "ci",

@@ -8,10 +8,11 @@ from decimal import Decimal
 
 import pytest
 
+from mungmo_pipelines.core.config.jdbc_source import SourceMode
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, ModePolicy, TableSpec
 from mungmo_pipelines.core.consistency.chunks import ChunkSizer
-from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
+from mungmo_pipelines.core.consistency.jdbc import StoredOffsetRule, jdbc_policy, jdbc_table_spec
 from mungmo_pipelines.core.consistency.result import key_value
 from mungmo_pipelines.core.errors import ConsistencyError
 from mungmo_pipelines.core.source.offsets import TimestampIncrementingOffset
@@ -231,13 +232,19 @@ def test_result_round_trips_through_json_and_its_keys_find_the_source_rows(sandb
     assert found == 1
 
 
+def sent_up_to(incrementing: int | None) -> StoredOffsetRule:
+    """An incrementing source on ``id`` whose stored offset is ``incrementing`` (None: nothing stored)."""
+    offset = TimestampIncrementingOffset(incrementing=incrementing) if incrementing is not None else None
+    return StoredOffsetRule(SourceMode.INCREMENTING, "id", (), offset, "UTC")
+
+
 @pytest.mark.parametrize(
     ("policy", "defects", "explained", "in_flight"),
     [
         (ModePolicy("cdc"), {"missing": {5, 50}, "extra": {7}, "different": {9}}, set(), set()),
         (ModePolicy("timestamp"), {"missing": {5, 50}, "different": {9}}, {7}, set()),
-        (ModePolicy("incrementing", "id", 20), {"missing": {5}}, {7, 9}, {50}),
-        (ModePolicy("incrementing", "id", None), {}, {7, 9}, {5, 50}),
+        (ModePolicy("incrementing", sent_up_to(20)), {"missing": {5}}, {7, 9}, {50}),
+        (ModePolicy("incrementing", sent_up_to(None)), {}, {7, 9}, {5, 50}),
     ],
     ids=["cdc", "timestamp", "incrementing", "incrementing-before-first-offset"],
 )
@@ -255,18 +262,23 @@ def test_the_mode_explains_what_it_cannot_carry(sandbox: Sandbox, policy, defect
     assert {d.key[0] for d in result.in_flight} == in_flight
     assert result.passed == (not defects)
     reasons = {d.key[0]: d.reason for d in result.explained + result.in_flight}
-    if policy.mode == "incrementing" and policy.delivered_up_to is not None:
+    if policy.mode == "incrementing" and policy.sent.offset is not None:
         assert reasons == {
             7: "incrementing mode does not carry deletes",
             9: "incrementing mode does not carry updates",
-            50: "id 50 is beyond the source's stored offset 20: not sent yet",
+            50: "beyond the source's stored offset (id 20): not sent yet",
         }
 
 
 def test_bad_inputs_name_what_is_wrong(sandbox: Sandbox) -> None:
     spec = member_tables(sandbox, 5)
-    with pytest.raises(ConsistencyError, match=r"target table .*\.nothing does not exist"):
-        run_check(sandbox, TableSpec(spec.source_database, "members", spec.target_database, "nothing"))
+    with pytest.raises(ConsistencyError, match=r"source table .*\.nothing does not exist"):
+        run_check(sandbox, TableSpec(spec.source_database, "nothing", spec.target_database, "members"))
+    # A target not created yet is an empty table (the sink has written nothing): the counts say so.
+    absent = run_check(sandbox, TableSpec(spec.source_database, "members", spec.target_database, "nothing"))
+    assert (absent.method, absent.passed) == ("count", False)
+    assert absent.reason.endswith(".nothing does not exist (yet): counted as empty")
+    assert absent.count_mismatch == "the source has 5 rows and the target 0"
     with pytest.raises(ConsistencyError, match=r"has no column 'nickname' \(mapped from source column 'name'\)"):
         run_check(
             sandbox,
@@ -276,8 +288,9 @@ def test_bad_inputs_name_what_is_wrong(sandbox: Sandbox) -> None:
         run_check(
             sandbox, TableSpec(spec.source_database, "members", spec.target_database, "members", zone="Mars/Olympus")
         )
-    with pytest.raises(ConsistencyError, match="delivered_column 'seq' is not a column"):
-        run_check(sandbox, spec, policy=ModePolicy("incrementing", "seq", 1))
+    with pytest.raises(ConsistencyError, match="incrementing column 'seq' is not a column of source table"):
+        rule = StoredOffsetRule(SourceMode.INCREMENTING, "seq", (), TimestampIncrementingOffset(incrementing=1), "UTC")
+        run_check(sandbox, spec, policy=ModePolicy("incrementing", rule))
     with pytest.raises(ConsistencyError, match="mode 'upsert': expected one of"):
         ModePolicy("upsert")
 
@@ -328,7 +341,11 @@ def test_a_jdbc_connector_pair_reads_as_a_comparison_and_a_policy(sandbox: Sandb
     assert (spec.source_database, spec.source_table, spec.target_database) == ("mungMo", "test001", "mungmoMember")
     assert spec.target_table == f"copy_{source.topic_for('test001')}"
     assert (spec.columns, spec.key, spec.zone) == ({"seq": "seq", "member_name": "member_name"}, ("seq",), "Asia/Seoul")
-    assert jdbc_policy(source, offset=TimestampIncrementingOffset(incrementing=42)) == ModePolicy(
-        "incrementing", "seq", 42
+    offset = TimestampIncrementingOffset(incrementing=42)
+    assert jdbc_policy(source, offset) == ModePolicy(
+        "incrementing", StoredOffsetRule(SourceMode.INCREMENTING, "seq", (), offset, "UTC")
     )
-    assert jdbc_policy(replace(source, mode="timestamp")) == ModePolicy("timestamp")
+    timestamp = replace(source, mode=SourceMode.TIMESTAMP, timestamp_columns=("updated_at",))
+    assert jdbc_policy(timestamp) == ModePolicy(
+        "timestamp", StoredOffsetRule(SourceMode.TIMESTAMP, "seq", ("updated_at",), None, "UTC")
+    )

@@ -19,6 +19,7 @@ from mungmo_pipelines.core.consistency import CheckSettings, SyncPoints, TableSp
 from mungmo_pipelines.core.settings import mariadb_admin_url
 from tests.support.consistency import keys_of, run_check
 from tests.support.sandbox import Sandbox
+from tests.support.threads import Background
 
 SOURCE = """CREATE TABLE members (
   id INT NOT NULL PRIMARY KEY, name VARCHAR(40) NOT NULL, score DECIMAL(7,2) NULL, updated_at DATETIME(6) NOT NULL
@@ -42,7 +43,7 @@ def connect(database: str) -> pymysql.Connection:
     )  # fmt: skip
 
 
-class LaggingPipeline:
+class LaggingPipeline(Background):
     """A writer inserting, updating and deleting source rows at a steady rate, and a copier applying
     each write's row image (or its delete) to the target ``LAG_S`` after it was made, in write order,
     as a change-data-capture pipeline with a lag would. The source's point is the number of writes."""
@@ -53,23 +54,7 @@ class LaggingPipeline:
         self.writes = 0
         self.applied = 0
         self._lock = threading.Lock()
-        self._stop = threading.Event()
-        self._threads = [
-            threading.Thread(target=self._write, daemon=True),
-            threading.Thread(target=self._copy, daemon=True),
-        ]
-        self.errors: list[BaseException] = []
-
-    def __enter__(self) -> LaggingPipeline:
-        for thread in self._threads:
-            thread.start()
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        self._stop.set()
-        for thread in self._threads:
-            thread.join(timeout=10)
-        assert not self.errors, self.errors
+        super().__init__(self._write, self._copy, join_timeout_s=10)
 
     def source_point(self) -> int:
         with self._lock:
@@ -90,7 +75,7 @@ class LaggingPipeline:
         next_id = ROWS + 1
         try:
             with connect(self.source_db) as conn, conn.cursor() as cursor:
-                while not self._stop.is_set():
+                while not self.stopping:
                     action = rng.random()
                     score = rng.randint(0, 9999) / 100
                     if self.writes % 5 == 0:
@@ -122,7 +107,7 @@ class LaggingPipeline:
     def _copy(self) -> None:
         try:
             with connect(self.target_db) as conn, conn.cursor() as cursor:
-                while not self._stop.is_set():
+                while not self.stopping:
                     with self._lock:
                         ready = self._written and self._written[0][3] <= time.monotonic() - LAG_S
                         due = self._written[0] if ready else None

@@ -18,6 +18,8 @@ from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.options import no_effect_markdown, options_markdown
 from mungmo_pipelines.core.connect.sink_types import sink_types_markdown
 from mungmo_pipelines.core.connect.source_types import source_types_markdown
+from mungmo_pipelines.core.consistency.expressions import rules_markdown
+from mungmo_pipelines.core.consistency.policy import policy_markdown
 from mungmo_pipelines.core.expiry.members import members_schema_markdown
 from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
 
@@ -32,6 +34,7 @@ GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     "docs/types.md": {"source-types": source_types_markdown, "sink-types": sink_types_markdown},
     "docs/stack.md": {"settings": settings_markdown},
     "docs/expiry.md": {"members-schema": members_schema_markdown},
+    "docs/consistency.md": {"canonical-forms": rules_markdown, "mode-policy": policy_markdown},
 }
 
 

@@ -1,4 +1,5 @@
-"""Shared helpers for the consistency tests: run a check on sandbox databases, load a time zone."""
+"""Shared helpers for the consistency tests: run a check on sandbox databases, load a time zone, a real
+source-to-sink replication to check and repair."""
 
 from __future__ import annotations
 
@@ -10,8 +11,16 @@ import pymysql
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine, make_url
 
+from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.consistency import CheckResult, TableSpec, check_table
+from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
+from mungmo_pipelines.core.consistency.repair import JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
+from mungmo_pipelines.core.source.jdbc import run_jdbc_source
+from mungmo_pipelines.core.source.runtime import SourceRun
 from tests.support.sandbox import Sandbox
 
 SEOUL = "Asia/Seoul"
@@ -66,3 +75,89 @@ def ensure_time_zone(admin: Engine, zone: str) -> str:
     finally:
         conn.close()
     return zone
+
+
+MEMBERS_DDL = """CREATE TABLE members (
+  id INT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+  name VARCHAR(40) NOT NULL,
+  score DECIMAL(7,2) NULL,
+  note TEXT NULL,
+  updated_at DATETIME(6) NOT NULL DEFAULT CURRENT_TIMESTAMP(6) ON UPDATE CURRENT_TIMESTAMP(6)
+) DEFAULT CHARSET=utf8mb4"""
+FILL_MEMBERS = (
+    "INSERT INTO members (name, score, note) SELECT CONCAT('member-', seq), MOD(seq, 10000) / 100, "
+    "IF(MOD(seq, 3) = 0, NULL, REPEAT('n', MOD(seq, 7))) FROM seq_1_to_{rows}"
+)
+# The sink settings a repair needs: rows upserted by key, tombstones applied.
+REPAIRABLE_SINK = {"pk.mode": "record_key", "insert.mode": "upsert", "delete.enabled": "true", "auto.create": "true"}
+
+
+class Replication:
+    """A source table, the real JDBC source copying it to a topic and the real sink writing that topic's
+    table, on a sandbox: the pipeline a check compares, and a repair repairs."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        mode: str = "timestamp+incrementing",
+        ddl: str = MEMBERS_DDL,
+        table: str = "members",
+        source_options: dict[str, str] | None = None,
+        sink_options: dict[str, str] | None = None,
+        label: str = "",
+    ) -> None:
+        """``label`` tells apart several replications of one test (databases, topic, connector names)."""
+        self.sandbox = sandbox
+        self.table = table
+        self.source_db, self.target_db = sandbox.database(f"src{label}"), sandbox.database(f"tgt{label}")
+        sandbox.execute(self.source_db, ddl)
+        options = {"mode": mode, "table.whitelist": table}
+        if "incrementing" in mode:
+            options["incrementing.column.name"] = "id"
+        if "timestamp" in mode:
+            options["timestamp.column.name"] = "updated_at"
+        self.topic = sandbox.topic(f"{label}{table}")
+        options["topic.prefix"] = self.topic.removesuffix(table)
+        source_body = sandbox.source_body(self.source_db, **options, **(source_options or {}))
+        source = parse_connector({**source_body, "name": source_body["name"] + label})
+        assert isinstance(source, JdbcSourceConfig)
+        self.source = source
+        sink_body = sandbox.sink_body(self.target_db, topics=self.topic, **(sink_options or REPAIRABLE_SINK))
+        sink = parse_connector({**sink_body, "name": sink_body["name"] + label})
+        assert isinstance(sink, JdbcSinkConfig)
+        self.sink = sink
+        self.replicated = ReplicatedTable(source, sink, table)
+        self.source_engine, self.target_engine = sandbox.engine(self.source_db), sandbox.engine(self.target_db)
+
+    def run_source(self) -> SourceRun:
+        return run_jdbc_source(self.source, self.source_engine, self.sandbox.kafka)
+
+    def run_sink(self) -> SinkRun:
+        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
+
+    def replicate(self) -> None:
+        self.run_source()
+        self.run_sink()
+
+    def check(self, **options: Any) -> CheckResult:
+        """The check of the replicated table, running the sink to apply the source's point."""
+        options.setdefault("apply", self.run_sink)
+        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
+
+    def repair(self, scope: RepairScope, sinks: list[JdbcSinkConfig] | None = None) -> RepairResult:
+        targets = [RepairTarget(sink, self.target_engine) for sink in sinks or [self.sink]]
+        return JdbcRepair(self.source, self.source_engine, self.sandbox.kafka).repair(self.table, scope, targets)
+
+    def source_rows(self, where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(
+            self.source_db, f"SELECT id, name, score, note FROM {self.table} WHERE {where} ORDER BY id"
+        )
+
+    def target_rows(self, where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(
+            self.target_db, f"SELECT id, name, score, note FROM `{self.topic}` WHERE {where} ORDER BY id"
+        )
+
+    def close(self) -> None:
+        self.source_engine.dispose()
+        self.target_engine.dispose()

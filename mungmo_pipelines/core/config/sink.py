@@ -115,6 +115,13 @@ class SinkConfig(JdbcConnectorConfig):
         False,
         '**this project\'s own**: let upserts run on tables with unique keys besides the primary key (see "Upserts")',
     )
+    consistency_blocking: bool = option(
+        "mungmo.consistency.blocking",
+        Bool(),
+        False,
+        "**this project's own**: the consistency checks of this sink's tables are blocking: a failed check fails "
+        "the run that wrote the tables, or ran the check (docs/consistency.md)",
+    )
 
     # --- what each connector class supplies -------------------------------------------------
 

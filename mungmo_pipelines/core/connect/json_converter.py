@@ -90,6 +90,18 @@ class RowEncoder:
         key_payload = {name: payload[name] for name in self._key_names}
         return self._key_prefix + jackson_json(key_payload) + b"}", value
 
+    def encode_key(self, key: Sequence[Any]) -> bytes:
+        """The record key of the row whose primary-key values are ``key`` (a tombstone's key), byte for
+        byte the key :meth:`encode` gives that row."""
+        if not self.key_positions:
+            raise ValueError("the table has no primary key: its records have no key")
+        encoders = [self._encoders[i] for i in self.key_positions]
+        payload = {
+            name: None if value is None else encode(value)
+            for name, encode, value in zip(self._key_names, encoders, key, strict=True)
+        }
+        return self._key_prefix + jackson_json(payload) + b"}"
+
 
 @dataclass(frozen=True)
 class Envelope:

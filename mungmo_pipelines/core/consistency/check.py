@@ -13,7 +13,12 @@ The tables are compared at a point, then the rows that differed are compared aga
    should have shown it.
 
 Without ``sync`` there is no waiting and one re-read (with values, to name the columns); rows being
-written during the check can then show as differences.
+written during the check can then show as differences. The policy's :class:`SentRule` (the source's
+stored offset) tells rows the source has not sent yet: those are in flight too.
+
+``count_only`` compares row counts alone (a cheap check): the source's rows, how many of them the
+source has not sent yet, and the target's, judged by the mode (:meth:`ModePolicy.count_mismatch`).
+A target table that does not exist yet (the sink has written nothing) is counted as empty.
 """
 
 from __future__ import annotations
@@ -60,6 +65,7 @@ def check_table(
     sync: SyncPoints | None = None,
     policy: ModePolicy | None = None,
     settings: CheckSettings | None = None,
+    count_only: bool = False,
 ) -> CheckResult:
     """Compare ``spec``'s source and target tables; see the module docstring for the protocol."""
     policy = policy or ModePolicy()
@@ -74,17 +80,17 @@ def check_table(
         raise
     sides = Sides(source_side, target_side)
     try:
-        plan = _plan(sides, spec, policy, result.stats)
+        plan, unsent = _plan(sides, spec, policy, result.stats, count_only)
         result.notes = list(plan.notes)
         if sync is not None:
             point = sync.source_point()
             result.positions["start"] = point
             result.caught_up = _wait(sync, point, result.stats)
         if isinstance(plan, CountOnly):
-            _count(sides, spec, result, plan)
+            _count(sides, spec, policy, unsent, result, plan)
         else:
             result.key = list(plan.key)
-            _compare(sides, plan, settings, sync, policy, result)
+            _compare(sides, plan, settings, sync, policy, unsent, result)
     finally:
         result.stats.queries = sides.queries
         sides.close()
@@ -92,29 +98,35 @@ def check_table(
     return result
 
 
-def _plan(sides: Sides, spec: TableSpec, policy: ModePolicy, stats: CheckStats) -> Plan | CountOnly:
+def _plan(
+    sides: Sides, spec: TableSpec, policy: ModePolicy, stats: CheckStats, count_only: bool
+) -> tuple[Plan | CountOnly, str | None]:
+    """The comparison, and the policy's SQL telling source rows not sent yet (None without a rule)."""
     started = time.perf_counter()
     source = _describe(sides.source, spec.source_database, spec.source_table)
+    if source is None:
+        raise ConsistencyError(f"source table {spec.source_label} does not exist")
+    unsent = policy.sent.unsent_sql(source) if policy.sent is not None else None
     target = _describe(sides.target, spec.target_database, spec.target_table)
-    if policy.delivered_column is not None and source.column(policy.delivered_column) is None:
-        raise ConsistencyError(
-            f"the policy's delivered_column {policy.delivered_column!r} is not a column of {spec.source_label}"
-        )
-    plan = plan_comparison(spec, source, target)
+    plan: Plan | CountOnly
+    if target is None:
+        missing = f"target table {spec.target_label} does not exist (yet): counted as empty"
+        plan = CountOnly(missing, target_exists=False)
+    elif count_only:
+        plan = CountOnly("row counts only, as asked")
+    else:
+        plan = plan_comparison(spec, source, target)
     if isinstance(plan, Plan):
         for column in plan.columns:
             if column.form.wall_zone is not None:
                 sides.source.check_zone_conversion(column.form.wall_zone, spec.zone)
     stats.add_phase("catalog", time.perf_counter() - started)
-    return plan
+    return plan, unsent
 
 
-def _describe(side: Side, database: str, table: str) -> TableDescription:
+def _describe(side: Side, database: str, table: str) -> TableDescription | None:
     with side.cursor() as cursor:
-        found = describe_table(cursor, database, table)
-    if found is None:
-        raise ConsistencyError(f"{side.role} table {database}.{table} does not exist")
-    return found
+        return describe_table(cursor, database, table)
 
 
 def _wait(sync: SyncPoints, point: Any, stats: CheckStats) -> bool:
@@ -124,23 +136,39 @@ def _wait(sync: SyncPoints, point: Any, stats: CheckStats) -> bool:
     return applied
 
 
-def _count(sides: Sides, spec: TableSpec, result: CheckResult, plan: CountOnly) -> None:
+def _count(
+    sides: Sides, spec: TableSpec, policy: ModePolicy, unsent: str | None, result: CheckResult, plan: CountOnly
+) -> None:
     started = time.perf_counter()
     result.method = "count"
     result.reason = plan.reason
-    (source_rows,), (target_rows,) = (
-        rows[0]
-        for rows in sides.both(
-            (f"SELECT COUNT(*) FROM {quote(spec.source_database)}.{quote(spec.source_table)}", ()),
-            (f"SELECT COUNT(*) FROM {quote(spec.target_database)}.{quote(spec.target_table)}", ()),
-        )
-    )
-    result.stats.source_rows, result.stats.target_rows = int(source_rows), int(target_rows)
-    result.stats.add_phase("count", time.perf_counter() - started)
+    source_table = f"{quote(spec.source_database)}.{quote(spec.source_table)}"
+    source_sql = f"SELECT COUNT(*), COALESCE(SUM({unsent or 'FALSE'}), 0) FROM {source_table}"
+    if plan.target_exists:
+        target_sql = f"SELECT COUNT(*) FROM {quote(spec.target_database)}.{quote(spec.target_table)}"
+        source_rows, target_rows = sides.both((source_sql, ()), (target_sql, ()))
+        target_count = int(target_rows[0][0])
+    else:
+        source_rows, target_count = sides.source.query(source_sql), 0
+    stats = result.stats
+    stats.source_rows, stats.source_unsent = int(source_rows[0][0]), int(source_rows[0][1])
+    stats.target_rows = target_count
+    mismatch = policy.count_mismatch(stats.source_rows, stats.source_unsent, stats.target_rows)
+    if mismatch and not result.caught_up:  # rows on their way, as the rows of a compare would be in flight
+        result.notes.append(f"the target had not applied the source's point when counted: {mismatch}")
+    else:
+        result.count_mismatch = mismatch
+    stats.add_phase("count", time.perf_counter() - started)
 
 
 def _compare(
-    sides: Sides, plan: Plan, settings: CheckSettings, sync: SyncPoints | None, policy: ModePolicy, result: CheckResult
+    sides: Sides,
+    plan: Plan,
+    settings: CheckSettings,
+    sync: SyncPoints | None,
+    policy: ModePolicy,
+    unsent: str | None,
+    result: CheckResult,
 ) -> None:
     stats = result.stats
     segments = checksum_chunks(sides, plan, settings, stats)
@@ -150,12 +178,12 @@ def _compare(
     before: Candidates = {}
     if sync is not None and candidates:
         result.caught_up = _wait_for_next_point(sync, result)
-        before = _reread(sides, plan, settings, stats, candidates, values=False, delivered=None)
+        before = _reread(sides, plan, settings, stats, candidates, values=False, unsent=None)
         stats.rechecked = len(candidates)
         candidates = {k: c for k, c in before.items() if c.differs}
         if candidates:
             result.caught_up = _wait_for_next_point(sync, result)
-    final = _reread(sides, plan, settings, stats, candidates, values=True, delivered=policy.delivered_column)
+    final = _reread(sides, plan, settings, stats, candidates, values=True, unsent=unsent)
     stats.add_phase("recheck", time.perf_counter() - started)
     for canonical_key, candidate in final.items():
         if not candidate.differs:
@@ -171,8 +199,8 @@ def _compare(
             difference.reason = "the target had not applied the source's point when compared"
             result.in_flight.append(difference)
         else:
-            delivered = candidate.source.delivered if candidate.source is not None else None
-            verdict, difference.reason = policy.classify(candidate.kind, delivered)
+            not_sent = bool(candidate.source.unsent) if candidate.source is not None else False
+            verdict, difference.reason = policy.classify(candidate.kind, not_sent)
             {DEFECT: result.differences, EXPLAINED: result.explained}.get(verdict, result.in_flight).append(difference)
 
 
@@ -190,11 +218,12 @@ def _reread(
     stats: CheckStats,
     candidates: Candidates,
     values: bool,
-    delivered: str | None,
+    unsent: str | None,
 ) -> Candidates:
-    """The candidates read again by key (``values``: with their canonical values)."""
+    """The candidates read again by key (``values``: with their canonical values; ``unsent``: with the
+    policy's verdict on whether the source has sent each row)."""
     keys = [c.key for c in candidates.values()]
-    source, target = look_up(sides, plan, settings, stats, keys, values, quote(delivered) if delivered else None)
+    source, target = look_up(sides, plan, settings, stats, keys, values, unsent)
     return {k: Candidate(source.get(k), target.get(k)) for k in candidates}
 
 

@@ -29,12 +29,12 @@ CanonicalKey = tuple[bytes, ...]
 @dataclass(frozen=True)
 class Sighting:
     """A row as one side showed it: its key as stored, its row hash and, when asked for, its canonical
-    values and the source's offset column."""
+    values and whether the source has not sent it yet (the policy's ``unsent`` SQL)."""
 
     key: Key
     row_hash: int
     values: tuple[bytes | None, ...] = ()
-    delivered: Any = None
+    unsent: Any = None
 
 
 @dataclass(frozen=True)
@@ -69,16 +69,16 @@ def batches(items: Sequence[T], size: int) -> Iterator[Sequence[T]]:
         yield items[start : start + size]
 
 
-def _row_select(side: SideSql, values: bool, delivered: str | None) -> str:
+def _row_select(side: SideSql, values: bool, unsent: str | None) -> str:
     parts = [*side.key_columns, *side.canonical_key, side.row_hash]
     if values:
         parts.extend(side.values)
-    if delivered:
-        parts.append(delivered)
+    if unsent:
+        parts.append(f"({unsent.replace('%', '%%')})")  # the statement has parameters: % is PyMySQL's
     return ", ".join(parts)
 
 
-def _sightings(rows: Rows, width: int, values: bool, delivered: bool) -> dict[CanonicalKey, Sighting]:
+def _sightings(rows: Rows, width: int, values: bool, unsent: bool) -> dict[CanonicalKey, Sighting]:
     found = {}
     for row in rows:
         key, canonical_key, row_hash = tuple(row[:width]), tuple(row[width : 2 * width]), int(row[2 * width])
@@ -86,8 +86,8 @@ def _sightings(rows: Rows, width: int, values: bool, delivered: bool) -> dict[Ca
         found[canonical_key] = Sighting(
             key,
             row_hash,
-            tuple(rest[: len(rest) - delivered]) if values else (),
-            rest[-1] if delivered else None,
+            tuple(rest[: len(rest) - unsent]) if values else (),
+            rest[-1] if unsent else None,
         )
     return found
 
@@ -183,22 +183,23 @@ def look_up(
     stats: CheckStats,
     keys: Sequence[Key],
     values: bool = False,
-    delivered: str | None = None,
+    unsent: str | None = None,
 ) -> tuple[dict[CanonicalKey, Sighting], dict[CanonicalKey, Sighting]]:
     """The rows with these keys on each side: the target read first, then the source, so the target
-    never shows a source change later than the one the source shows."""
+    never shows a source change later than the one the source shows. ``unsent``: SQL over a source
+    row, read along (the policy's verdict on whether the source has sent it)."""
     width = len(plan.key)
     found: dict[str, dict[CanonicalKey, Sighting]] = {"source": {}, "target": {}}
     for role in ("target", "source"):
         side = plan.side(role)
-        role_delivered = delivered if role == "source" else None
+        role_unsent = unsent if role == "source" else None
         for batch in batches(keys, settings.keys_per_query):
             where, params = keys_sql(side.key_refs, batch)
             rows = sides.of(role).query(
-                f"SELECT {_row_select(side, values, role_delivered)} FROM {side.table} WHERE {where}", params
+                f"SELECT {_row_select(side, values, role_unsent)} FROM {side.table} WHERE {where}", params
             )
             stats.rows_fetched += len(rows)
-            found[role].update(_sightings(rows, width, values, role_delivered is not None))
+            found[role].update(_sightings(rows, width, values, role_unsent is not None))
     return found["source"], found["target"]
 
 

@@ -94,10 +94,12 @@ class Plan:
 
 @dataclass(frozen=True)
 class CountOnly:
-    """The tables can only be compared by row count, and why."""
+    """The tables can only be compared by row count, and why (``target_exists``: False when the
+    target table is not there yet, counted as empty)."""
 
     reason: str
     notes: tuple[str, ...] = ()
+    target_exists: bool = True
 
 
 def plan_comparison(spec: TableSpec, source: TableDescription, target: TableDescription) -> Plan | CountOnly:

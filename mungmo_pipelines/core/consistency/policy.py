@@ -1,30 +1,26 @@
 """Which differences a replication mode explains, and which are defects.
 
-What a mode cannot carry, it cannot be blamed for, but what it can carry it must:
+What a mode cannot carry, it cannot be blamed for, but what it can carry it must (the table is
+:func:`policy_markdown`, in docs/consistency.md). History is not known, so an explained row is any
+row of that kind: in incrementing mode a hand edit on the target looks like an update the mode did
+not carry, and an extra row inserted by hand looks like a deleted one. A missing or different row
+is never explained: it is a defect, unless the source has not sent its current version yet, which
+its stored offset tells (a :class:`SentRule`: then it is in flight).
 
-=========================  ======================  ===================================================
-mode                       explained               rule
-=========================  ======================  ===================================================
-cdc (binlog)               nothing                 every difference is a defect
-bulk                       extra                   deletes are not carried (every run re-sends all rows)
-incrementing               extra, different        only new ids are sent: no updates, no deletes
-timestamp(+incrementing)   extra                   updates move the timestamp and are sent; deletes not
-=========================  ======================  ===================================================
-
-History is not known, so an explained row is any row of that kind: in incrementing mode a hand
-edit on the target looks like an update the mode did not carry, and an extra row inserted by hand
-looks like a deleted one. A missing row is never explained: it is a defect, unless the source has
-not sent it yet, which the stored offset tells (``delivered_column`` above ``delivered_up_to``:
-in flight).
+Row counts follow the same rule: where deletes are not carried the target may hold more rows than
+the source, never fewer than the source has sent.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Protocol
 
 from mungmo_pipelines.core.consistency.result import DIFFERENT, EXTRA, MISSING
 from mungmo_pipelines.core.errors import ConsistencyError
+
+if TYPE_CHECKING:
+    from mungmo_pipelines.core.consistency.catalog import TableDescription
 
 _EXPLAINS = {
     "cdc": frozenset(),
@@ -33,43 +29,77 @@ _EXPLAINS = {
     "timestamp": frozenset({EXTRA}),
     "timestamp+incrementing": frozenset({EXTRA}),
 }
+_WHY = {
+    "cdc": "every change is in the binary log: every difference is a defect",
+    "bulk": "every run re-sends every row; a row deleted from the source is never deleted from the target",
+    "incrementing": "only rows with new ids are sent: no updates, no deletes",
+    "timestamp": "an update moves the timestamp and is sent; deletes are not",
+    "timestamp+incrementing": "an update moves the timestamp and is sent; deletes are not",
+}
 _NOT_CARRIED = {EXTRA: "deletes", DIFFERENT: "updates"}
 
 DEFECT, EXPLAINED, IN_FLIGHT = "defect", "explained", "in_flight"
 
 
+class SentRule(Protocol):
+    """What a source has sent, as SQL over its table (its stored offset, for the JDBC source)."""
+
+    def unsent_sql(self, source: TableDescription) -> str:
+        """A boolean SQL expression over a source row, true when the source has not sent the row's
+        current version yet; evaluated in the check's source session (``time_zone`` = the check's zone).
+        Raises :class:`ConsistencyError` naming a column the table lacks."""
+        ...
+
+    def describe(self) -> str:
+        """Why such a row is in flight, for a difference's ``reason``."""
+        ...
+
+
 @dataclass(frozen=True)
 class ModePolicy:
-    """``delivered_column``/``delivered_up_to``: the source column its stored offset is on and that
-    offset, in the column's Python type (an int id; a naive datetime in the source's ``db.timezone``),
-    or None when the source has stored none yet."""
+    """The mode, and (optionally) what the source has sent: rows beyond it are in flight, not missing
+    or different."""
 
     mode: str = "cdc"
-    delivered_column: str | None = None
-    delivered_up_to: Any = None
+    sent: SentRule | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in _EXPLAINS:
             raise ConsistencyError(f"mode {self.mode!r}: expected one of {', '.join(_EXPLAINS)}")
 
-    def classify(self, kind: str, delivered_value: Any = None) -> tuple[str, str]:
+    def explains(self, kind: str) -> bool:
+        return kind in _EXPLAINS[self.mode]
+
+    def classify(self, kind: str, unsent: bool = False) -> tuple[str, str]:
         """(``DEFECT``, ``EXPLAINED`` or ``IN_FLIGHT``, why) for a confirmed difference of ``kind``;
-        ``delivered_value`` is the source row's ``delivered_column`` value (missing rows)."""
-        if kind in _EXPLAINS[self.mode]:
+        ``unsent``: the :class:`SentRule` says the source has not sent the row's current version."""
+        if self.explains(kind):
             return EXPLAINED, f"{self.mode} mode does not carry {_NOT_CARRIED[kind]}"
-        if kind == MISSING and self.delivered_column is not None:
-            if self.delivered_up_to is None:
-                return IN_FLIGHT, "the source has stored no offset yet: nothing is sent"
-            try:
-                beyond = delivered_value is not None and delivered_value > self.delivered_up_to
-            except TypeError:
-                raise ConsistencyError(
-                    f"delivered_up_to {self.delivered_up_to!r} cannot be compared with {self.delivered_column} "
-                    f"value {delivered_value!r}: expected the column's own type"
-                ) from None
-            if beyond:
-                return IN_FLIGHT, (
-                    f"{self.delivered_column} {delivered_value} is beyond the source's stored offset "
-                    f"{self.delivered_up_to}: not sent yet"
-                )
+        if unsent and kind in (MISSING, DIFFERENT) and self.sent is not None:
+            return IN_FLIGHT, self.sent.describe()
         return DEFECT, ""
+
+    def count_mismatch(self, source_rows: int, unsent_rows: int, target_rows: int) -> str:
+        """Why the row counts contradict the mode ("" when they agree with it)."""
+        sent = source_rows - unsent_rows
+        sent_text = f"{sent} of them sent" if unsent_rows else "all of them sent"
+        if self.explains(EXTRA):
+            if target_rows >= sent:
+                return ""
+            return (
+                f"the target has {target_rows} rows, fewer than the {sent} the source has sent (source {source_rows} "
+                f"rows, {sent_text}): rows were lost or deleted on the target"
+            )
+        if target_rows == source_rows:
+            return ""
+        return f"the source has {source_rows} rows and the target {target_rows}"
+
+
+def policy_markdown() -> str:
+    """The modes and what each explains, as the table in docs/consistency.md."""
+    lines = ["| mode | explained (not defects) | why | row counts pass when |", "| --- | --- | --- | --- |"]
+    for mode, kinds in _EXPLAINS.items():
+        explained = ", ".join(sorted(kinds)) or "nothing"
+        counts = "target >= rows the source has sent" if EXTRA in kinds else "target = source"
+        lines.append(f"| {mode} | {explained} | {_WHY[mode]} | {counts} |")
+    return "\n".join(lines)

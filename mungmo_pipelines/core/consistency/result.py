@@ -74,10 +74,12 @@ class RowDifference:
 class CheckStats:
     """Where the work went. ``rows_fetched`` counts table rows read into Python (key + row hash at
     the bisection's leaves, rows looked up by key); ``boundary_keys`` the keys read to cut ranges;
-    ``pieces`` the per-range checksums compared; ``phases_s`` the seconds per phase."""
+    ``pieces`` the per-range checksums compared; ``phases_s`` the seconds per phase. ``source_unsent``
+    (counts only): source rows the source has not sent yet."""
 
     source_rows: int = 0
     target_rows: int = 0
+    source_unsent: int = 0
     chunks: int = 0
     pieces: int = 0
     ranges_bisected: int = 0
@@ -98,7 +100,8 @@ class CheckStats:
 class CheckResult:
     """``differences`` are defects; ``explained`` are differences the replication mode cannot carry
     (``reason`` says which); ``in_flight`` are rows the source was still changing, or had not sent yet,
-    when compared. ``method`` is "chunks", or "count" when rows cannot be matched by key (``reason``)."""
+    when compared. ``method`` is "chunks", or "count" when rows are only counted (``reason`` says why);
+    ``count_mismatch`` then says how the counts contradict the mode ("" when they agree with it)."""
 
     source: str
     target: str
@@ -115,12 +118,11 @@ class CheckResult:
     positions: dict[str, Any] = field(default_factory=dict)
     # False when a wait for the target gave up: the rows still differing then are reported in flight.
     caught_up: bool = True
+    count_mismatch: str = ""
 
     @property
     def passed(self) -> bool:
-        if self.method == "count":
-            return self.stats.source_rows == self.stats.target_rows
-        return not self.differences
+        return not self.differences and not self.count_mismatch
 
     def counts(self) -> dict[str, int]:
         found = {kind: 0 for kind in (MISSING, EXTRA, DIFFERENT)}
@@ -137,6 +139,8 @@ class CheckResult:
             "method": self.method,
             "mode": self.mode,
             "reason": self.reason,
+            "count_mismatch": self.count_mismatch,
+            "caught_up": self.caught_up,
             "counts": self.counts(),
             "first_differences": [asdict(d) for d in self.differences[:first]],
             "stats": asdict(self.stats),

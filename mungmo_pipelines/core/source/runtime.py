@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 Record = tuple[str, bytes | None, bytes | None]
 
 
+def source_transactional_id(connector: str) -> str:
+    """The connector's transactional id: a producer starting with it fences any earlier one (one run at a time)."""
+    return f"mungmo-source-{connector}"
+
+
 class NoCut:
     """What :meth:`PartitionRead.checkpoint` returns when no transaction may end before the pending record."""
 
@@ -131,7 +136,7 @@ class SourceRuntime:
 
     def _run_once(self, reader: SourceReader) -> SourceRun:
         with kafka_python_outage(self.kafka):
-            producer = TransactionalProducer(self.kafka, f"mungmo-source-{self.connector}")
+            producer = TransactionalProducer(self.kafka, source_transactional_id(self.connector))
             try:
                 # Fencing the previous producer first settles its last transaction: a commit it had sent completes
                 # (or an open one aborts) before the offsets are read, so they are the committed ones (KIP-618).
