@@ -82,7 +82,7 @@ class Seed:
         self.source_db, self.source_table = source.database, source.table_whitelist[0]
         self.topic = source.topic_for(self.source_table)
         self.target_db, self.target_table = sink.database, sink.table_for(self.topic)
-        self.members_db = parse_jdbc_url(settings.MEMBERS_JDBC_URL.get() or "")[2]
+        self.members_db = parse_jdbc_url(settings.MEMBERS_JDBC_URL.get() or "").database
 
 
 def prepare(admin: Engine, seed: Seed) -> None:
@@ -124,7 +124,7 @@ def count(admin: Engine, database: str, table: str) -> int:
             text("SELECT COUNT(*) FROM information_schema.TABLES WHERE TABLE_SCHEMA = :d AND TABLE_NAME = :t"),
             {"d": database, "t": table},
         ).scalar()
-        return conn.execute(text(f"SELECT COUNT(*) FROM `{database}`.`{table}`")).scalar() if exists else 0
+        return int(conn.execute(text(f"SELECT COUNT(*) FROM `{database}`.`{table}`")).scalar_one()) if exists else 0
 
 
 def materialized(result: ExecuteInProcessResult) -> dict[str, dict]:
@@ -206,7 +206,9 @@ def expire_verifications(admin: Engine, instance: DagsterInstance, seed: Seed, s
         f"Verification expiry {seed.members_db}.member: cut-off {cutoff:%Y-%m-%d %H:%M:%S} UTC "
         f"(30 days before {as_of:%H:%M:%S}), job {EXPIRY_JOB}"
     )
-    skipped = instance.get_run_by_id(result.run_id).tags.get(SKIPPED_TAG)
+    # The skip tag is added while the run goes: read the run as the instance has it now.
+    run = instance.get_run_by_id(result.run_id)
+    skipped = run.tags.get(SKIPPED_TAG) if run is not None else None
     facts = materialized(result)
     members = facts.get(f"{seed.members_db}/member", {})
     events = next((v for k, v in facts.items() if k.startswith("kafka/")), {})
