@@ -143,9 +143,7 @@ def repair_demo(admin: Engine, instance: DagsterInstance, say: Say) -> None:
     repair_job = f"{job_name(SOURCE)}_repair"
     repaired = run(repair_job, {"ops": {f"repair_{job_name(SOURCE)}": {"config": {"last_check": True}}}})
     (observation,) = [
-        event.asset_observation_data.asset_observation
-        for event in repaired.all_events
-        if event.is_asset_observation
+        event.asset_observation_data.asset_observation for event in repaired.all_events if event.is_asset_observation
     ]
     sent = {name: value.value for name, value in observation.metadata.items()}
     (after,) = evaluations(repaired)

@@ -21,7 +21,7 @@ from mungmo_pipelines.definitions import REPLICATE_ALL_JOB
 from mungmo_pipelines.operations import cli
 from mungmo_pipelines.operations.job import OPERATIONS_JOB
 from mungmo_pipelines.operations.orchestrator import RESTART_TAG
-from tests.support.expiry import ROOT, wait_for
+from tests.support.expiry import ROOT, WORKSPACE, wait_for
 from tests.support.operations import Project, free_port, pipeline, project, serving
 from tests.support.sandbox import Sandbox
 
@@ -143,8 +143,8 @@ def test_a_running_webserver_reloads_after_add_and_launches_restarts(
         port = free_port()
         url = f"http://127.0.0.1:{port}"
         webserver = subprocess.Popen(
-            [str(Path(sys.executable).parent / "dagster-webserver"), "-p", str(port), "-w", "workspace.yaml"],
-            cwd=ROOT,
+            [str(Path(sys.executable).parent / "dagster-webserver"), "-p", str(port), "-w", WORKSPACE],
+            cwd=tmp_path,  # not the project root, whose .env would replace the test's DAGSTER_HOME
             env={**os.environ, "PYTHONPATH": str(ROOT)},
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,

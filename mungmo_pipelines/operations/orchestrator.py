@@ -15,6 +15,7 @@ import json
 import os
 import subprocess
 import sys
+import tempfile
 import uuid
 from urllib.parse import urlparse
 
@@ -178,7 +179,15 @@ class DagsterOrchestrator:
             str(settings.PROJECT_ROOT / "workspace.yaml"),
         ]
         command += ["-j", job, "--run-id", run_id, "--tags", json.dumps(tags)]
-        done = subprocess.run(command, cwd=settings.PROJECT_ROOT, capture_output=True, text=True, timeout=300)
+        # Not from the project root: there Dagster's CLI lets a developer's .env (`make demo` writes one)
+        # replace this process's DAGSTER_HOME and settings, and the run would go to another instance.
+        done = subprocess.run(
+            command,
+            cwd=self.instance.root_directory if self.instance is not None else tempfile.gettempdir(),
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         if done.returncode != 0:
             raise RuntimeError(f"dagster job launch -j {job} failed:\n{done.stdout}\n{done.stderr}")
         return f"run {run_id} of {job} submitted (a queued run waits for the daemon)"
