@@ -17,6 +17,12 @@ from typing import Any
 
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.base import ConnectorConfig
+from mungmo_pipelines.core.config.debezium_source import (
+    MARIADB_CONNECTOR_CLASS,
+    MYSQL_CONNECTOR_CLASS,
+    DebeziumSourceConfig,
+    without_effect,
+)
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.options import REQUIRED, options_of
@@ -32,7 +38,11 @@ CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
     "JdbcSourceConnector": JdbcSourceConfig,
     JDBC_SINK_CLASS: JdbcSinkConfig,
     "JdbcSinkConnector": JdbcSinkConfig,
+    MARIADB_CONNECTOR_CLASS: DebeziumSourceConfig,
+    MYSQL_CONNECTOR_CLASS: DebeziumSourceConfig,
 }
+# A source connector's config: the JDBC source's or Debezium's.
+SourceConfig = JdbcSourceConfig | DebeziumSourceConfig
 
 
 def _interpolate(value: str, name: str, key: str, origin: str, environ: Mapping[str, str]) -> str:
@@ -68,6 +78,8 @@ def parse_options(
             continue
         declared = options.get(key)
         if declared is None:
+            if config_class is DebeziumSourceConfig and without_effect(key) is not None:
+                continue  # accepted, no effect here: listed in docs/cdc.md
             raise ConnectorConfigError(name, key, "not an option this connector supports", origin)
         text = _interpolate(_as_text(value, name, key, origin), name, key, origin, environ)
         try:
@@ -109,7 +121,7 @@ def parse_connector(body: Any, origin: str = "", environ: Mapping[str, str] | No
         raise ConnectorConfigError(
             name,
             "connector.class",
-            f"expected {JDBC_SOURCE_CLASS} or {JDBC_SINK_CLASS}, got {connector_class!r}",
+            f"expected one of {', '.join(sorted(c for c in CONNECTOR_CLASSES if '.' in c))}, got {connector_class!r}",
             origin,
         )
     return parse_options(config_class, raw, name, origin, environ)
@@ -119,7 +131,7 @@ def parse_connector(body: Any, origin: str = "", environ: Mapping[str, str] | No
 class Connectors:
     """Every connector of a directory, plus findings that are worth a look but not fatal."""
 
-    sources: tuple[JdbcSourceConfig, ...]
+    sources: tuple[SourceConfig, ...]
     sinks: tuple[JdbcSinkConfig, ...]
     warnings: tuple[str, ...] = ()
 
@@ -146,12 +158,12 @@ def load_connectors(directory: Path | None = None, environ: Mapping[str, str] | 
                 connector.name, "name", f"already used by {seen[connector.name]}", connector.origin
             )
         seen[connector.name] = connector.origin
-    sources = tuple(c for c in parsed if isinstance(c, JdbcSourceConfig))
+    sources = tuple(c for c in parsed if isinstance(c, JdbcSourceConfig | DebeziumSourceConfig))
     sinks = tuple(c for c in parsed if isinstance(c, JdbcSinkConfig))
     return Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)))
 
 
-def _orphan_topics(sources: tuple[JdbcSourceConfig, ...], sinks: tuple[JdbcSinkConfig, ...]) -> list[str]:
+def _orphan_topics(sources: tuple[SourceConfig, ...], sinks: tuple[JdbcSinkConfig, ...]) -> list[str]:
     """Sink topics that no source here produces: allowed (another producer may), but reported."""
     return [
         f"connector {sink.name!r}: topic {topic!r} is produced by no source connector in this directory"

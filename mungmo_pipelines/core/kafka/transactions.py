@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
@@ -67,11 +68,15 @@ class TransactionalProducer:
     def begin_transaction(self) -> None:
         self._producer.begin_transaction()
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         """Queue a record; waits while the bounded local queue is full (bounded memory)."""
+        # librdkafka takes headers as a list (or dict) only.
+        listed: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key)
+                self._producer.produce(topic, value=value, key=key, headers=listed)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -126,11 +131,13 @@ class SourceTransactions:
             return self.rows >= self.policy.max_records
         return time.monotonic() - self.started >= self.policy.interval_ms / 1000
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         if not self.open:
             self.producer.begin_transaction()
             self.open, self.rows, self.started = True, 0, time.monotonic()
-        self.producer.send(topic, key, value)
+        self.producer.send(topic, key, value, headers)
         self.rows += 1
 
     def commit(self, offset_key: bytes, offset_value: bytes | None) -> None:

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -25,8 +25,9 @@ from mungmo_pipelines.core.source.offsets import SourceOffsetStore, offset_key
 
 log = logging.getLogger(__name__)
 
-# A record as a reader hands it over: (topic, key, value).
-Record = tuple[str, bytes | None, bytes | None]
+# A record as a reader hands it over: (topic, key, value, headers); headers are (name, bytes) pairs or None.
+Headers = Sequence[tuple[str, bytes]] | None
+Record = tuple[str, bytes | None, bytes | None, Headers]
 
 
 class NoCut:
@@ -60,6 +61,10 @@ class PartitionRead(Protocol):
         """The offset to store once every record handed over is in Kafka."""
         ...
 
+    def written_topics(self) -> Iterable[str]:
+        """The topics its records went to (a binlog read writes one per table)."""
+        ...
+
 
 class SourceReader(Protocol):
     """Opens the partitions a connector reads, each from its stored offset."""
@@ -82,6 +87,7 @@ class TableRun:
     offset_after: dict[str, Any] | None = None
     held_back: str = ""
     seconds: float = 0.0
+    topics: tuple[str, ...] = ()
 
 
 @dataclass
@@ -113,7 +119,7 @@ class SourceRuntime:
         result = SourceRun(self.connector)
         for read in reader.reads(lambda partition: stored.get(offset_key(self.connector, partition))):
             result.tables.append(self._deliver(producer, read, stored))
-        written = [run.topic for run in result.tables if run.rows]
+        written = [topic for run in result.tables if run.rows for topic in run.topics]
         if not wait_until_committed_visible(self.kafka, written):
             log.warning(
                 "connector %r: another producer's open transaction holds %s back from read_committed readers",
@@ -140,8 +146,8 @@ class SourceRuntime:
                         transactions.commit(key, None if offset is None else dumps(offset))
                 if record is None:
                     continue
-                topic, record_key, value = record
-                send(topic, record_key, value)
+                topic, record_key, value, headers = record
+                send(topic, record_key, value, headers)
                 size += len(value or b"") + len(record_key or b"")
                 run.rows += 1
             final = read.offset()
@@ -156,5 +162,6 @@ class SourceRuntime:
         run.held_back = read.held_back
         run.transactions = transactions.committed
         run.offset_after = final
+        run.topics = tuple(sorted(set(read.written_topics())))
         run.seconds = time.monotonic() - started
         return run

@@ -1,0 +1,223 @@
+"""The initial snapshot: every captured table read in one consistent view, at a known binlog position.
+
+``START TRANSACTION WITH CONSISTENT SNAPSHOT`` gives a read view and, in the session status
+``binlog_snapshot_file``/``binlog_snapshot_position``, the binlog position it corresponds to;
+``BINLOG_GTID_POS`` turns that into the GTID state. No lock is taken (Debezium holds the global
+read lock for that, 1.3 s here). Streaming then starts at exactly that position, so every change
+committed after the view is streamed and none before it is: nothing lost or repeated at the seam.
+
+Tables are read one after another, in Debezium's order (database, then name), each in
+primary-key order through a server-side cursor (``snapshot.fetch.size`` rows at a time), so
+memory stays bounded whatever the table's size. One connection reads everything: MariaDB cannot
+share a read view between connections (there is no ``SET TRANSACTION SNAPSHOT``), so reading
+ranges in parallel would need several views and lose the single position.
+
+A run that stops mid-snapshot leaves the last committed row in its offset (:class:`SnapshotProgress`);
+the next run opens a new view and reads on after that row, and streams from the ORIGINAL position
+(docs/cdc.md, "Crash during a snapshot").
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import pymysql
+import pymysql.cursors
+
+from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo, snapshot_marker
+from mungmo_pipelines.core.errors import SourceError
+from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
+from mungmo_pipelines.core.mariadb.binlog.checks import head_position
+from mungmo_pipelines.core.mariadb.catalog import TableNotFound, read_table_schema
+from mungmo_pipelines.core.mariadb.session import fetch_one
+from mungmo_pipelines.core.source.cdc.offsets import SnapshotProgress
+from mungmo_pipelines.core.source.cdc.tables import (
+    CapturedTable,
+    Key,
+    Row,
+    TableShapes,
+    qualified,
+    select_row_converter,
+)
+
+log = logging.getLogger(__name__)
+
+ER_TABLE_DEF_CHANGED = 1412
+
+
+@dataclass
+class TableProgress:
+    """Rows read of one table, against ``information_schema.TABLES.TABLE_ROWS`` (an estimate)."""
+
+    table: str
+    estimate: int
+    rows: int = 0
+
+
+@dataclass
+class SnapshotStats:
+    tables: list[TableProgress] = field(default_factory=list)
+    position: BinlogPosition | None = None
+    resumed_from: SnapshotProgress | None = None
+    done: bool = False
+
+    @property
+    def rows(self) -> int:
+        return sum(t.rows for t in self.tables)
+
+    @property
+    def estimate(self) -> int:
+        return sum(max(t.estimate, t.rows) for t in self.tables)
+
+
+def open_consistent_snapshot(connection: pymysql.Connection, attempts: int = 50) -> BinlogPosition:
+    """Starts a consistent-snapshot transaction on ``connection``; returns its binlog position.
+
+    ``BINLOG_GTID_POS`` finds a position only where an event starts, so at the very end of the
+    binlog it answers NULL; there the GTID state is the head's (read with the head's position, to
+    be sure nothing was written since). Once anything is written, an event starts there.
+    """
+    with connection.cursor() as cursor:
+        cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        cursor.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+        status = {str(name).lower(): value for name, value in cursor.fetchall()}
+        file, pos = str(status.get("binlog_snapshot_file") or ""), int(status.get("binlog_snapshot_position") or 0)
+        if not file:
+            raise SourceError("the server reports no binlog position for the snapshot: is log_bin on?")
+        for _ in range(attempts):
+            cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+            (gtids,) = fetch_one(cursor)
+            if gtids is not None:
+                return BinlogPosition(GtidState.parse(gtids), file, pos)
+            head = head_position(connection)
+            if (head.file, head.pos) == (file, pos):
+                return BinlogPosition(head.gtids, file, pos)
+            time.sleep(0.01)
+    raise SourceError(f"the GTID state at the snapshot's binlog position {file}:{pos} could not be read")
+
+
+class InitialSnapshot:
+    """Reads the tables of one snapshot as Debezium ``op=r`` records, remembering how far it got."""
+
+    def __init__(
+        self,
+        connector: str,
+        connection: pymysql.Connection,
+        tables: list[tuple[str, str]],
+        shapes: TableShapes,
+        fetch_size: int,
+        resume: SnapshotProgress | None = None,
+    ) -> None:
+        self.connector = connector
+        self.connection = connection
+        self.shapes = shapes
+        self.fetch_size = fetch_size
+        self.resume = resume
+        if resume is not None:
+            database, _, name = resume.table.partition(".")
+            tables = [t for t in tables if t >= (database, name)]
+        self.tables = tables
+        self.stats = SnapshotStats(resumed_from=resume)
+        # The last row whose record was handed over (what a Kafka transaction may commit up to).
+        self.progress: SnapshotProgress | None = resume
+        self.position = BinlogPosition(GtidState())
+        self.ts_ns = 0
+
+    def open(self) -> BinlogPosition:
+        self.position = open_consistent_snapshot(self.connection)
+        self.ts_ns = int(time.time()) * 1_000_000_000  # Debezium's snapshot time: whole seconds
+        self.stats.position = self.position
+        estimates = self._estimates()
+        self.stats.tables = [TableProgress(qualified(*t), estimates.get(t, 0)) for t in self.tables]
+        log.info(
+            "connector %r: snapshot of %d table(s) at %s (GTID %s)%s",
+            self.connector,
+            len(self.tables),
+            f"{self.position.file}:{self.position.pos}",
+            self.position.gtids,
+            f", resuming after {self.resume.table} {self.resume.after}" if self.resume else "",
+        )
+        return self.position
+
+    def _estimates(self) -> dict[tuple[str, str], int]:
+        with self.connection.cursor() as cursor:
+            cursor.execute(
+                "SELECT TABLE_SCHEMA, TABLE_NAME, TABLE_ROWS FROM information_schema.TABLES "
+                "WHERE TABLE_TYPE = 'BASE TABLE'"
+            )
+            return {(str(db), str(name)): int(rows or 0) for db, name, rows in cursor.fetchall()}
+
+    def records(self) -> Iterator[DebeziumRecord]:
+        base = SourceInfo(ts_ns=self.ts_ns, snapshot="true", file=self.position.file or "", pos=self.position.pos or 0)
+        last_index = len(self.tables) - 1
+        first_of_snapshot = self.resume is None
+        for index, ((database, name), progress) in enumerate(zip(self.tables, self.stats.tables, strict=True)):
+            table = self._table(database, name)
+            after = None
+            if self.resume is not None and progress.table == self.resume.table and table.schema.primary_key:
+                after = self.resume.after
+            with_key = bool(table.schema.primary_key)
+            read = table.encoder.read
+            first = True
+            for row, last in self._rows(table, after):
+                marker = snapshot_marker(index == 0 and first_of_snapshot, index == last_index, first, last)
+                source = base if marker == "true" else dataclasses.replace(base, snapshot=marker)
+                yield from read(row, source)
+                # Runs once the record above is handed over: a Kafka transaction may end after it.
+                progress.rows += 1
+                self.progress = SnapshotProgress(progress.table, table.key_of(row) if with_key else None)
+                first = False
+        with self.connection.cursor() as cursor:
+            cursor.execute("COMMIT")
+        self.stats.done = True
+
+    def _table(self, database: str, name: str) -> CapturedTable:
+        with self.connection.cursor() as cursor:
+            try:
+                schema = read_table_schema(cursor, database, name)
+            except TableNotFound:
+                raise SourceError(
+                    f"connector {self.connector!r}: table {database}.{name} was dropped during the snapshot; "
+                    "run again (the snapshot resumes where it stopped)"
+                ) from None
+        return self.shapes.captured(schema)
+
+    def _rows(self, table: CapturedTable, after: Key | None) -> Iterator[tuple[Row, bool]]:
+        """The table's rows in the value contract, each with whether it is the last."""
+        sql = f"SELECT {table.select_sql()} FROM {table.from_sql()}"
+        params: list[Any] = []
+        if after is not None:
+            condition, params = table.after_key_sql(after)
+            sql += f" WHERE {condition}"
+        if table.schema.primary_key:
+            sql += f" ORDER BY {table.order_sql()}"
+        convert = select_row_converter(table.schema)
+        cursor = self.connection.cursor(pymysql.cursors.SSCursor)
+        try:
+            try:
+                cursor.execute(sql, params)
+            except pymysql.err.MySQLError as error:
+                if error.args and error.args[0] == ER_TABLE_DEF_CHANGED:
+                    raise SourceError(
+                        f"connector {self.connector!r}: table {table.name} was created or altered after the snapshot "
+                        "began, so its rows at the snapshot's position cannot be read; run again (the snapshot "
+                        "resumes at this table with a new view)"
+                    ) from error
+                raise
+            fetch, size = cursor.fetchmany, self.fetch_size
+            previous = None
+            while batch := fetch(size):
+                for row in batch:
+                    if previous is not None:
+                        yield previous, False
+                    previous = convert(row)
+            if previous is not None:
+                yield previous, True
+        finally:
+            cursor.close()
