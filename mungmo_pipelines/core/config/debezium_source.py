@@ -451,15 +451,16 @@ class DebeziumSourceConfig(ConnectorConfig):
         "max.batch.size",
         Int(1),
         2048,
-        "records per poll: a Kafka transaction ends at the first source-transaction end after this many "
-        "(transaction.boundary=poll)",
+        "records per poll: with transaction.boundary=poll, a Kafka transaction ends at the first "
+        "source-transaction end after this many",
     )
     poll_interval_ms: int = option("poll.interval.ms", Int(1), 500, "how often the sensor compares the binlog head")
     transaction_boundary: TransactionBoundary = option(
         "transaction.boundary",
         Choice(TransactionBoundary),
-        TransactionBoundary.POLL,
-        "KIP-618: Kafka transactions every `max.batch.size` records (poll) or every interval",
+        TransactionBoundary.INTERVAL,
+        "KIP-618: a Kafka transaction every `transaction.boundary.interval.ms` (interval; Kafka Connect's default "
+        "is poll: every `max.batch.size` records), ending between source transactions",
     )
     transaction_interval_ms: int = option(
         "transaction.boundary.interval.ms", Int(1), 1000, "commit interval with transaction.boundary=interval"

@@ -183,6 +183,7 @@ class CdcRead:
         self._snapshot: InitialSnapshot | None = None
         self._incremental: IncrementalSnapshots | None = None
         self._start: CdcOffset | None = None
+        self._reported = 0.0
 
     # -- the runtime's side -----------------------------------------------------------------
 
@@ -333,25 +334,26 @@ class CdcRead:
             self._snapshot = snapshot
             self._position, self._ts_sec, self._server_id = stream_from, snapshot.ts_ns // 1_000_000_000, None
             self._between = True
-            report, reported = self.report, time.monotonic()
-            count, topics, ensure = self.stats.count, self._topics, self._ensure_topic
-            topic = ""
-            for record in snapshot.records():
-                if record.topic != topic:
-                    topic = record.topic
-                    ensure(topic)
-                    topics.add(topic)
-                yield record
-                count(topic, "r")
-                if report is not None and time.monotonic() - reported > 5:
-                    report(self.stats)
-                    reported = time.monotonic()
+            yield from snapshot.records(self._snapshot_table, self._tick)
+            for table in snapshot.stats.tables:
+                self.stats.count(self.config.topic_for(table.table), "r", table.rows)
             log.info("connector %r: snapshot done, %d rows", config.name, snapshot.stats.rows)
             return stream_from
         finally:
             reading.close()
 
     # -- streaming --------------------------------------------------------------------------
+
+    def _snapshot_table(self, table: CapturedTable) -> None:
+        self._ensure_topic(table.topic)
+        self._topics.add(table.topic)
+        self._tick()
+
+    def _tick(self) -> None:
+        """Progress for the run's log: at most every 5 s."""
+        if self.report is not None and time.monotonic() - self._reported >= 5:
+            self._reported = time.monotonic()
+            self.report(self.stats)
 
     def _replica(self) -> ReplicaSettings:
         config = self.config

@@ -22,7 +22,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -124,10 +124,19 @@ class InitialSnapshot:
             tables = [t for t in tables if t >= (database, name)]
         self.tables = tables
         self.stats = SnapshotStats(resumed_from=resume)
-        # The last row whose record was handed over (what a Kafka transaction may commit up to).
-        self.progress: SnapshotProgress | None = resume
+        # The table and row of the last record handed over (what a Kafka transaction may commit up to).
+        self._table: CapturedTable | None = None
+        self._row: Row | None = None
         self.position = BinlogPosition(GtidState())
         self.ts_ns = 0
+
+    @property
+    def progress(self) -> SnapshotProgress | None:
+        """The last row whose record was handed over, as the offset keeps it (built only for a commit)."""
+        table, row = self._table, self._row
+        if table is None or row is None:
+            return self.resume
+        return SnapshotProgress(table.name, table.key_of(row) if table.schema.primary_key else None)
 
     def open(self) -> BinlogPosition:
         self.position = open_consistent_snapshot(self.connection)
@@ -153,31 +162,42 @@ class InitialSnapshot:
             )
             return {(str(db), str(name)): int(rows or 0) for db, name, rows in cursor.fetchall()}
 
-    def records(self) -> Iterator[DebeziumRecord]:
+    def records(
+        self, on_table: Callable[[CapturedTable], None], tick: Callable[[], None] = lambda: None
+    ) -> Iterator[DebeziumRecord]:
+        """Every table's rows as records; ``on_table`` is called before a table's first record and
+        ``tick`` every 1,024 rows (progress reports)."""
         base = SourceInfo(ts_ns=self.ts_ns, snapshot="true", file=self.position.file or "", pos=self.position.pos or 0)
         last_index = len(self.tables) - 1
         first_of_snapshot = self.resume is None
         for index, ((database, name), progress) in enumerate(zip(self.tables, self.stats.tables, strict=True)):
-            table = self._table(database, name)
+            table = self._captured(database, name)
+            on_table(table)
             after = None
             if self.resume is not None and progress.table == self.resume.table and table.schema.primary_key:
                 after = self.resume.after
-            with_key = bool(table.schema.primary_key)
             read = table.encoder.read
             first = True
+            rows = 0
             for row, last in self._rows(table, after):
-                marker = snapshot_marker(index == 0 and first_of_snapshot, index == last_index, first, last)
-                source = base if marker == "true" else dataclasses.replace(base, snapshot=marker)
-                yield from read(row, source)
+                if first or last:
+                    marker = snapshot_marker(index == 0 and first_of_snapshot, index == last_index, first, last)
+                    yield read(row, dataclasses.replace(base, snapshot=marker))[0]
+                    first = False
+                else:
+                    yield read(row, base)[0]
                 # Runs once the record above is handed over: a Kafka transaction may end after it.
-                progress.rows += 1
-                self.progress = SnapshotProgress(progress.table, table.key_of(row) if with_key else None)
-                first = False
+                self._table, self._row = table, row
+                rows += 1
+                if not rows & 1023:
+                    progress.rows = rows
+                    tick()
+            progress.rows = rows
         with self.connection.cursor() as cursor:
             cursor.execute("COMMIT")
         self.stats.done = True
 
-    def _table(self, database: str, name: str) -> CapturedTable:
+    def _captured(self, database: str, name: str) -> CapturedTable:
         with self.connection.cursor() as cursor:
             try:
                 schema = read_table_schema(cursor, database, name)

@@ -7,6 +7,7 @@ positions of the kept columns in a full row, and the Debezium encoder for that s
 
 from __future__ import annotations
 
+import functools
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, replace
@@ -55,15 +56,15 @@ class CapturedTable:
         kept = self.kept
         return row if kept is None else tuple(row[i] for i in kept)
 
+    @functools.cached_property
     def key_positions(self) -> tuple[int, ...]:
-        """Positions of the primary-key columns in a projected row."""
+        """Positions of the primary-key columns in a projected row (a table without a key: all)."""
         names = [c.name for c in self.schema.columns]
-        return tuple(names.index(k) for k in self.schema.primary_key)
+        return tuple(names.index(k) for k in self.schema.primary_key) or tuple(range(len(names)))
 
     def key_of(self, row: Row) -> Key:
         """The primary-key values of a projected row (a table without a key: the whole row)."""
-        positions = self.key_positions() or tuple(range(len(row)))
-        return tuple(row[i] for i in positions)
+        return tuple(row[i] for i in self.key_positions)
 
     def select_sql(self) -> str:
         return ", ".join(quote(c.name) for c in self.schema.columns)
