@@ -7,7 +7,7 @@ import re
 from dagster import AssetKey
 
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
-from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import SourceConfig
 
 
 def table_key(database: str, table: str) -> AssetKey:
@@ -18,12 +18,17 @@ def topic_key(topic: str) -> AssetKey:
     return AssetKey(["kafka", topic])
 
 
+def unlisted_topics_key(config: SourceConfig) -> AssetKey:
+    """The one asset that stands for a source's topics when its tables could not be listed."""
+    return AssetKey(["kafka", f"{job_name(config.name)}__topics"])
+
+
 def job_name(connector_name: str) -> str:
     """The connector's name with every character outside ``[A-Za-z0-9_]`` replaced by ``_``."""
     return re.sub(r"[^A-Za-z0-9_]", "_", connector_name)
 
 
-def pipeline_job_name(source: JdbcSourceConfig) -> str:
+def pipeline_job_name(source: SourceConfig) -> str:
     """The job that runs a source connector and then every sink reading its topics, in one run."""
     return f"{job_name(source.name)}_pipeline"
 
@@ -32,5 +37,5 @@ def lag_sensor_name(sink: JdbcSinkConfig) -> str:
     return f"{job_name(sink.name)}_lag_sensor"
 
 
-def change_sensor_name(source: JdbcSourceConfig) -> str:
+def change_sensor_name(source: SourceConfig) -> str:
     return f"{job_name(source.name)}_changes"

@@ -5,7 +5,6 @@ from typing import Any
 
 from dagster import (
     AssetExecutionContext,
-    AssetKey,
     AssetsDefinition,
     AssetSpec,
     MaterializeResult,
@@ -13,7 +12,9 @@ from dagster import (
     multi_asset,
 )
 
-from mungmo_pipelines.assets.keys import job_name, table_key, topic_key
+from mungmo_pipelines.assets.cdc import cdc_source_asset
+from mungmo_pipelines.assets.keys import job_name, table_key, topic_key, unlisted_topics_key
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import TableRun
@@ -21,12 +22,7 @@ from mungmo_pipelines.core.topology import SourceNode
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
-def unlisted_topics_key(config: JdbcSourceConfig) -> AssetKey:
-    return AssetKey(["kafka", f"{job_name(config.name)}__topics"])
-
-
 def source_table_specs(node: SourceNode) -> list[AssetSpec]:
-    database = node.config.database
     return [
         AssetSpec(
             table_key(database, table),
@@ -34,7 +30,7 @@ def source_table_specs(node: SourceNode) -> list[AssetSpec]:
             kinds={"mariadb"},
             description=f"Table `{database}.{table}`, read by source connector `{node.config.name}`.",
         )
-        for table in node.tables or ()
+        for database, table in node.table_names()
     ]
 
 
@@ -52,7 +48,13 @@ def _table_run_metadata(run: TableRun) -> dict[str, Any]:
 
 
 def source_connector_asset(node: SourceNode) -> AssetsDefinition:
-    config, tables = node.config, node.tables
+    if isinstance(node.config, DebeziumSourceConfig):
+        return cdc_source_asset(node, node.config)
+    return jdbc_source_asset(node, node.config)
+
+
+def jdbc_source_asset(node: SourceNode, config: JdbcSourceConfig) -> AssetsDefinition:
+    tables = node.tables
     database = config.database
     specs = [
         AssetSpec(

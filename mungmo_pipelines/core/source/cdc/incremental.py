@@ -34,8 +34,10 @@ from typing import Any
 
 import pymysql
 
+from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig, WatermarkStrategy
 from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo
+from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.mariadb.binlog import RowChange, Statement
 from mungmo_pipelines.core.mariadb.catalog import TableNotFound, read_table_schema
 from mungmo_pipelines.core.mariadb.dialect import quote
@@ -120,6 +122,8 @@ class IncrementalSnapshots:
         self.clock = clock
         self.window: Window | None = None
         self.stats = IncrementalStats()
+        # Set when window rows were written: the binlog head moved, the run reads up to the new one.
+        self.wrote = False
         self.signal_table = config.signal_table
 
     @property
@@ -207,7 +211,7 @@ class IncrementalSnapshots:
             return
         schema = window.table.schema
         mentioned = re.search(rf"(?<![\w$]){re.escape(schema.name)}(?![\w$])", statement.query, re.IGNORECASE)
-        if mentioned and statement.database in (schema.database, ""):
+        if mentioned and (statement.database == schema.database or schema.database in statement.query):
             log.info("incremental snapshot: %s changed in the open window; reading the chunk again", window.table.name)
             self.window = None
             self._read_chunk()
@@ -256,6 +260,8 @@ class IncrementalSnapshots:
             window = Window(chunk_id, table, keyed, table.key_of(rows[-1]))
             break
         self.window = window
+        # Tests change rows here: after the chunk's read, before its close row.
+        faults.reached("cdc.incremental_chunk")
         self._write_close(chunk_id, opened_ns)
         if window is not None:
             self.stats.chunks += 1
@@ -337,6 +343,10 @@ class IncrementalSnapshots:
 
     def _execute(self, sql: str, params: tuple[Any, ...]) -> None:
         if self.signal_table is None:
-            raise ValueError("an incremental snapshot needs signal.data.collection (its windows are written there)")
+            raise SourceError(
+                f"connector {self.config.name!r}: an incremental snapshot needs signal.data.collection "
+                "(its windows are written to that table)"
+            )
         with self.connection.cursor() as cursor:
             cursor.execute(sql, params)
+        self.wrote = True

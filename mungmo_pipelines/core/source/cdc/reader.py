@@ -233,6 +233,7 @@ class CdcRead:
                 start.incremental,
                 lambda: list_captured_tables_of(control, config),
             )
+            self.stats.incremental = self._incremental.stats
             if config.streaming_delay_ms:
                 time.sleep(config.streaming_delay_ms / 1000)
             yield from self._stream(control, start)
@@ -382,6 +383,8 @@ class CdcRead:
         incremental.resume()
         for request in self.requests:
             incremental.request(request.tables, request.conditions, request.correlation_id)
+        if incremental.wrote:
+            incremental.wrote, target = False, head_position(control).gtids
         idle = not incremental.running and incremental.window is None and not follow_s
         if idle and gtid_reached(start.position.gtids, target):
             self.stats.stopped_because = "already at the binlog head"
@@ -454,6 +457,8 @@ class CdcRead:
                             yield record
                     if signal is not None and (raw.database, raw.name) == signal:
                         window_rows = incremental.on_signal(change, source)
+                        if incremental.wrote:  # the windows' own rows: read up to them too
+                            incremental.wrote, target = False, head_position(control).gtids
                         if window_rows:
                             self._ensure_topic(window_rows[0].topic)
                             self._topics.add(window_rows[0].topic)
@@ -483,6 +488,8 @@ class CdcRead:
                     self._between = False
                     self.stats.ddl += 1
                     incremental.on_statement(change)
+                    if incremental.wrote:
+                        incremental.wrote, target = False, head_position(control).gtids
                 elif kind is Heartbeat:
                     assert isinstance(change, Heartbeat)
                     if heartbeat_s and time.monotonic() - last_heartbeat >= heartbeat_s:

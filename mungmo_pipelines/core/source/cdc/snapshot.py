@@ -31,6 +31,7 @@ import pymysql.cursors
 
 from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo, snapshot_marker
 from mungmo_pipelines.core.errors import SourceError
+from mungmo_pipelines.core.faults import reached
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.catalog import TableNotFound, read_table_schema
@@ -188,6 +189,7 @@ class InitialSnapshot:
                     yield read(row, base)[0]
                 # Runs once the record above is handed over: a Kafka transaction may end after it.
                 self._table, self._row = table, row
+                reached("cdc.snapshot_row")
                 rows += 1
                 if not rows & 1023:
                     progress.rows = rows
