@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from pathlib import Path
 
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig, without_effect_markdown
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.options import options_markdown
@@ -22,6 +23,10 @@ from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
 # page (relative to the project root) -> block name -> what renders it
 GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     "docs/source.md": {"jdbc-source-options": lambda: options_markdown(JdbcSourceConfig)},
+    "docs/cdc.md": {
+        "cdc-source-options": lambda: options_markdown(DebeziumSourceConfig),
+        "cdc-source-without-effect": without_effect_markdown,
+    },
     "docs/sink.md": {"jdbc-sink-options": lambda: options_markdown(JdbcSinkConfig)},
     "docs/types.md": {"source-types": source_types_markdown, "sink-types": sink_types_markdown},
     "docs/stack.md": {"settings": settings_markdown},

@@ -292,6 +292,13 @@ def _matcher(patterns: tuple[str, ...]) -> Callable[[str], bool]:
 _NOT_TRANSFORMED = "records are Debezium's envelope as the connector writes it; transforms are not run here"
 
 
+def only(name: str, value: str, why: str) -> str:
+    """A Debezium option accepted only at ``value`` (its default): the other values are not implemented."""
+    shown = f"`{value}`" if value else "empty"
+    result: str = option(name, OnlyDefault(value, why), value, f"only {shown}: {why}")
+    return result
+
+
 @dataclass(frozen=True, kw_only=True)
 class DebeziumSourceConfig(ConnectorConfig):
     """A validated Debezium MariaDB source body."""
@@ -494,116 +501,57 @@ class DebeziumSourceConfig(ConnectorConfig):
         "header.converter", HeaderConverterClass(), SIMPLE_HEADER_CONVERTER, "must be SimpleHeaderConverter"
     )
     # -- Debezium options whose other values are not implemented -----------------------------
-    snapshot_query_mode: str = option(
-        "snapshot.query.mode", OnlyDefault("select_all", "no custom snapshot queries"), "select_all", "only select_all"
+    snapshot_query_mode: str = only("snapshot.query.mode", "select_all", "no custom snapshot queries")
+    snapshot_select_overrides: str = only(
+        "snapshot.select.statement.overrides", "", "the snapshot reads whole tables in primary-key order"
     )
-    snapshot_select_overrides: str = option(
-        "snapshot.select.statement.overrides",
-        OnlyDefault("", "the snapshot reads whole tables in primary-key order"),
-        "",
-        "not supported",
+    snapshot_order_by_row_count: str = only(
+        "snapshot.tables.order.by.row.count", "disabled", "tables are snapshotted in name order"
     )
-    snapshot_order_by_row_count: str = option(
-        "snapshot.tables.order.by.row.count",
-        OnlyDefault("disabled", "tables are snapshotted in name order"),
-        "disabled",
-        "only disabled",
+    event_processing_failure: str = only("event.processing.failure.handling.mode", "fail", "a change is never skipped")
+    event_deserialization_failure: str = only(
+        "event.deserialization.failure.handling.mode", "fail", "a change is never skipped"
     )
-    event_processing_failure: str = option(
-        "event.processing.failure.handling.mode",
-        OnlyDefault("fail", "a change is never skipped"),
-        "fail",
-        "only fail",
-    )
-    event_deserialization_failure: str = option(
-        "event.deserialization.failure.handling.mode",
-        OnlyDefault("fail", "a change is never skipped"),
-        "fail",
-        "only fail",
-    )
-    inconsistent_schema_handling: str = option(
-        "inconsistent.schema.handling.mode",
-        OnlyDefault("fail", "a change is never skipped"),
-        "fail",
-        "only fail",
-    )
-    event_converting_failure: str = option(
+    inconsistent_schema_handling: str = only("inconsistent.schema.handling.mode", "fail", "a change is never skipped")
+    event_converting_failure: str = only(
         "event.converting.failure.handling.mode",
-        OnlyDefault("fail", "a value the record cannot hold stops the run, named (Debezium's default warns)"),
         "fail",
-        "only fail",
+        "a value the record cannot hold stops the run, named (Debezium's default warns)",
     )
-    provide_transaction_metadata: str = option(
-        "provide.transaction.metadata",
-        OnlyDefault("false", "transaction metadata records are not produced"),
-        "false",
-        "only false",
+    provide_transaction_metadata: str = only(
+        "provide.transaction.metadata", "false", "transaction metadata records are not produced"
     )
-    enable_time_adjuster: str = option(
-        "enable.time.adjuster",
-        OnlyDefault("true", "two-digit years are always adjusted, as by default"),
-        "true",
-        "only true",
+    enable_time_adjuster: str = only(
+        "enable.time.adjuster", "true", "two-digit years are always adjusted, as by default"
     )
-    include_schema_comments: str = option(
-        "include.schema.comments", OnlyDefault("false", "field schemas carry no comments"), "false", "only false"
+    include_schema_comments: str = only("include.schema.comments", "false", "field schemas carry no comments")
+    schema_name_adjustment: str = only("schema.name.adjustment.mode", "none", "schema names are not adjusted")
+    field_name_adjustment: str = only("field.name.adjustment.mode", "none", "field names are not adjusted")
+    read_only: str = only("read.only", "false", "incremental snapshots write their windows to the signal table")
+    converters: str = only("converters", "", "custom converters are Java classes")
+    post_processors: str = only("post.processors", "", "post processors are Java classes")
+    transforms: str = only("transforms", "", _NOT_TRANSFORMED)
+    predicates: str = only("predicates", "", _NOT_TRANSFORMED)
+    message_key_columns: str = only("message.key.columns", "", "keys are the primary key")
+    propagate_column_source_type: str = only(
+        "column.propagate.source.type", "", "field schemas carry no source-type parameters"
     )
-    schema_name_adjustment: str = option(
-        "schema.name.adjustment.mode", OnlyDefault("none", "schema names are not adjusted"), "none", "only none"
+    propagate_datatype_source_type: str = only(
+        "datatype.propagate.source.type", "", "field schemas carry no source-type parameters"
     )
-    field_name_adjustment: str = option(
-        "field.name.adjustment.mode", OnlyDefault("none", "field names are not adjusted"), "none", "only none"
-    )
-    read_only: str = option(
-        "read.only",
-        OnlyDefault("false", "incremental snapshots write their windows to the signal table"),
-        "false",
-        "only false",
-    )
-    converters: str = option("converters", OnlyDefault("", "custom converters are Java classes"), "", "not supported")
-    post_processors: str = option(
-        "post.processors", OnlyDefault("", "post processors are Java classes"), "", "not supported"
-    )
-    transforms: str = option("transforms", OnlyDefault("", _NOT_TRANSFORMED), "", "not supported")
-    predicates: str = option("predicates", OnlyDefault("", _NOT_TRANSFORMED), "", "not supported")
-    message_key_columns: str = option(
-        "message.key.columns", OnlyDefault("", "keys are the primary key"), "", "not supported"
-    )
-    propagate_column_source_type: str = option(
-        "column.propagate.source.type",
-        OnlyDefault("", "field schemas carry no source-type parameters"),
-        "",
-        "not supported",
-    )
-    propagate_datatype_source_type: str = option(
-        "datatype.propagate.source.type",
-        OnlyDefault("", "field schemas carry no source-type parameters"),
-        "",
-        "not supported",
-    )
-    gtid_source_includes: str = option(
-        "gtid.source.includes", OnlyDefault("", "every GTID domain is read"), "", "not supported"
-    )
-    gtid_source_excludes: str = option(
-        "gtid.source.excludes", OnlyDefault("", "every GTID domain is read"), "", "not supported"
-    )
-    gtid_ignore_on_recovery: str = option(
-        "gtid.ignore.on.recovery", OnlyDefault("false", "positions resume by GTID"), "false", "only false"
-    )
-    notification_channels: str = option(
-        "notification.enabled.channels", OnlyDefault("", "no notifications are sent"), "", "not supported"
-    )
-    topic_naming_strategy: str = option(
+    gtid_source_includes: str = only("gtid.source.includes", "", "every GTID domain is read")
+    gtid_source_excludes: str = only("gtid.source.excludes", "", "every GTID domain is read")
+    gtid_ignore_on_recovery: str = only("gtid.ignore.on.recovery", "false", "positions resume by GTID")
+    notification_channels: str = only("notification.enabled.channels", "", "no notifications are sent")
+    topic_naming_strategy: str = only(
         "topic.naming.strategy",
-        OnlyDefault("io.debezium.schema.DefaultTopicNamingStrategy", "topics are `<topic.prefix>.<db>.<table>`"),
         "io.debezium.schema.DefaultTopicNamingStrategy",
-        "only the default",
+        "topics are `<topic.prefix>.<db>.<table>`",
     )
-    sourceinfo_struct_maker: str = option(
+    sourceinfo_struct_maker: str = only(
         "sourceinfo.struct.maker",
-        OnlyDefault("io.debezium.connector.mariadb.MariaDbSourceInfoStructMaker", "the source block is MariaDB's"),
         "io.debezium.connector.mariadb.MariaDbSourceInfoStructMaker",
-        "only the default",
+        "the source block is MariaDB's",
     )
 
     def validate(self) -> None:
