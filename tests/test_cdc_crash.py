@@ -80,9 +80,12 @@ def write_changes(database: str, first_id: int, transactions: int) -> int:
 def test_kill_before_a_streaming_commit_then_rerun_sends_each_change_once(sandbox: Sandbox) -> None:
     database = sandbox.database("src")
     sandbox.execute(database, TABLE, "INSERT INTO t VALUES (1, 'a')")
-    cdc = Cdc(sandbox, [database], {"transaction.boundary": "poll", "max.batch.size": "5"})
+    cdc = Cdc(sandbox, [database], {"transaction.boundary": "poll", "max.batch.size": "2"})
     cdc.run()
-    records = 1 + write_changes(database, 10, 60)
+    # Three-row transactions first: a Kafka transaction that ended inside one would show after the crash.
+    for k in (1000, 2000, 3000):
+        sandbox.execute(database, f"INSERT INTO t VALUES ({k}, 'x'), ({k + 1}, 'y'), ({k + 2}, 'z')")
+    records = 10 + write_changes(database, 10, 60)
 
     crashed = start(cdc, "source.before_commit:3")
     assert crashed.wait(120) == -9, crashed.stderr.read().decode() if crashed.stderr else ""
