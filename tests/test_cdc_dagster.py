@@ -36,7 +36,7 @@ def test_lineage_sensor_and_run_metadata(sandbox: Sandbox, tmp_path: Path) -> No
     resources = {"mariadb": MariaDBResource(), "kafka": KafkaResource(bootstrap_servers=kafka_bootstrap())}
     job = defs.resolve_job_def(job_name(body["name"]))
 
-    def tick(instance: DagsterInstance, cursor: str | None):  # noqa: ANN202 - Dagster's tick result
+    def tick(instance: DagsterInstance, cursor: str | None):
         with build_sensor_context(instance=instance, cursor=cursor, resources=resources) as context:
             return sensor.evaluate_tick(context)
 
