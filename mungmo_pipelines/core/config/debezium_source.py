@@ -251,7 +251,8 @@ WITHOUT_EFFECT: dict[str, str] = {
     "exactly.once.support": "records and offsets always commit in one Kafka transaction",
     "exactly.once.source.support": "as `exactly.once.support`",
     "offsets.storage.replication.factor": "the offsets topic is created with the connector's replication factor",
-    "producer.override.": "the transactional producer's settings are fixed (`core/kafka/transactions.py`)",
+    "producer.override.": "the transactional producer's settings are fixed (`core/kafka/transactions.py`), "
+    "but for `producer.override.compression.type`",
     "consumer.override.": "a source has no consumer",
     "admin.override.": "topics are created by the project's admin client",
     "config.action.reload": "connector bodies are read when the Dagster definitions load",
@@ -484,6 +485,14 @@ class DebeziumSourceConfig(ConnectorConfig):
         Int(100),
         5000,
         "this project's: with `mungmo.streaming.duration.ms`, a run ends after this long without a change",
+    )
+    compression: str = option(
+        "producer.override.compression.type",
+        OneOf(("none", "gzip", "snappy", "lz4", "zstd")),
+        "none",
+        "Kafka Connect's producer override: every Debezium record repeats its schema (about 3 KB of 4 KB for a "
+        "200-byte row), so lz4 cuts what brokers write (docs/performance.md); every consumer must read it "
+        "(kafka-python, this project's sink, needs the `lz4` package)",
     )
     topic_partitions: int = option("topic.creation.default.partitions", Int(1), 1, "partitions of created topics")
     topic_replication_factor: int = option(

@@ -42,7 +42,9 @@ class TransactionalProducer:
     Kafka Connect would have put them.
     """
 
-    def __init__(self, settings: KafkaSettings, transactional_id: str, buffer_kbytes: int = 65536) -> None:
+    def __init__(
+        self, settings: KafkaSettings, transactional_id: str, buffer_kbytes: int = 65536, compression: str = "none"
+    ) -> None:
         unknown = sorted(set(settings.extra) - set(_LIBRDKAFKA_NAMES))
         if unknown:
             raise ValueError(f"Kafka client options {unknown} have no librdkafka equivalent here")
@@ -54,6 +56,7 @@ class TransactionalProducer:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
+                "compression.type": compression,
                 "partitioner": "murmur2_random",
                 "queue.buffering.max.kbytes": buffer_kbytes,
                 # librdkafka's own log lines go through Python logging, not straight to stderr.

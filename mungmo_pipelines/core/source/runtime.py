@@ -104,17 +104,23 @@ class SourceRuntime:
     """Delivers a reader's records for one connector, exactly once."""
 
     def __init__(
-        self, connector: str, kafka: KafkaSettings, offsets: SourceOffsetStore, policy: BoundaryPolicy
+        self,
+        connector: str,
+        kafka: KafkaSettings,
+        offsets: SourceOffsetStore,
+        policy: BoundaryPolicy,
+        compression: str = "none",
     ) -> None:
         self.connector = connector
         self.kafka = kafka
         self.offsets = offsets
         self.policy = policy
+        self.compression = compression
 
     def run(self, reader: SourceReader) -> SourceRun:
         self.offsets.ensure_topic()
         stored = self.offsets.load(self.connector)
-        producer = TransactionalProducer(self.kafka, f"mungmo-source-{self.connector}")
+        producer = TransactionalProducer(self.kafka, f"mungmo-source-{self.connector}", compression=self.compression)
         producer.init_transactions()
         result = SourceRun(self.connector)
         for read in reader.reads(lambda partition: stored.get(offset_key(self.connector, partition))):

@@ -180,6 +180,7 @@ class CdcRead:
         self._ts_sec = 0
         self._server_id: int | None = None
         self._between = True
+        self._commit: TransactionCommit | None = None  # the last source transaction's end, when newer
         self._snapshot: InitialSnapshot | None = None
         self._incremental: IncrementalSnapshots | None = None
         self._start: CdcOffset | None = None
@@ -187,7 +188,15 @@ class CdcRead:
 
     # -- the runtime's side -----------------------------------------------------------------
 
+    def _settle(self) -> None:
+        """The last commit's position, built only when needed (a Kafka commit, the run's end)."""
+        commit = self._commit
+        if commit is not None:
+            self._position, self._ts_sec, self._server_id = commit.position, commit.timestamp, commit.server_id
+            self._commit = None
+
     def _offset(self) -> CdcOffset | None:
+        self._settle()
         if self._position is None:
             return None
         snapshot = self._snapshot
@@ -469,8 +478,7 @@ class CdcRead:
                 elif kind is TransactionCommit:
                     assert isinstance(change, TransactionCommit)
                     state = change.state_after
-                    self._position = change.position
-                    self._ts_sec, self._server_id = change.timestamp, change.server_id
+                    self._commit = change
                     self._between = True
                     if rows_in_transaction:
                         self.stats.transactions += 1
@@ -556,6 +564,7 @@ class CdcRead:
             self._known_topics.add(topic)
 
     def _lag(self, control: pymysql.Connection) -> None:
+        self._settle()
         position = self._position
         if position is None or position.file is None:
             return
@@ -627,7 +636,7 @@ def run_cdc_source(
     """
     offsets = SourceOffsetStore(kafka, config.offsets_topic, config.topic_replication_factor)
     reader = CdcReader(config, connection, kafka, requests, progress)
-    run = SourceRuntime(config.name, kafka, offsets, config.transactions).run(reader)
+    run = SourceRuntime(config.name, kafka, offsets, config.transactions, config.compression).run(reader)
     if reader.read is None:
         raise SourceError(f"connector {config.name!r}: the run read nothing")
     return CdcRun(run, reader.read.stats)
