@@ -636,7 +636,8 @@ def run_cdc_source(
     """
     offsets = SourceOffsetStore(kafka, config.offsets_topic, config.topic_replication_factor)
     reader = CdcReader(config, connection, kafka, requests, progress)
-    run = SourceRuntime(config.name, kafka, offsets, config.transactions, config.compression).run(reader)
+    runtime = SourceRuntime(config.name, kafka, offsets, config.transactions, config.compression, overlap_commits=True)
+    run = runtime.run(reader)
     if reader.read is None:
         raise SourceError(f"connector {config.name!r}: the run read nothing")
     return CdcRun(run, reader.read.stats)
