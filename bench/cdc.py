@@ -50,6 +50,7 @@ SERVER_ID = 7_000_101
 
 
 def connector(database: str, table: str, prefix: str, **options: str) -> dict:
+    """A connector of its own (name, topics, server id) for one stage."""
     url = make_url(mariadb_admin_url())
     return {
         "name": f"bench-{prefix}",
@@ -59,7 +60,7 @@ def connector(database: str, table: str, prefix: str, **options: str) -> dict:
             "database.port": str(url.port or 3306),
             "database.user": url.username or "root",
             "database.password": url.password or "",
-            "database.server.id": str(SERVER_ID),
+            "database.server.id": str(SERVER_ID + sum(prefix.encode()) % 1000),
             "topic.prefix": prefix,
             "table.include.list": f"{database}\\.{table}",
             "offsets.storage.topic": f"{prefix}-offsets",

@@ -17,10 +17,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 
-from confluent_kafka import Producer
+from confluent_kafka import KafkaException, Producer
 
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+
+log = logging.getLogger(__name__)
 
 # kafka-python option names (KafkaSettings.extra) and their librdkafka equivalents.
 _LIBRDKAFKA_NAMES = {
@@ -167,8 +169,18 @@ class SourceTransactions:
 
     def abort(self) -> None:
         if self.open:
-            self.producer.abort_transaction()
             self.open = False
+            self._abort()
+
+    def _abort(self) -> None:
+        """Aborts the open transaction, as far as the broker lets it: a run that fails is failing
+        anyway, and the next run's producer aborts whatever is left open when it starts (the same
+        ``transactional.id`` fences it). Seen here: ``INVALID_TXN_STATE`` for an abort right after a
+        transaction began."""
+        try:
+            self.producer.abort_transaction()
+        except KafkaException as error:
+            log.warning("could not abort the source transaction (%s); the next run's producer aborts it", error)
 
 
 class OverlappedTransactions(SourceTransactions):
@@ -254,5 +266,5 @@ class OverlappedTransactions(SourceTransactions):
             self._failure = None
         self._pending, self._pending_size = [], 0
         if self.open or self._failed:
-            self.producer.abort_transaction()
             self.open = self._failed = False
+            self._abort()

@@ -258,9 +258,7 @@ class CdcRead:
         config = self.config
         mode = config.snapshot_mode
         if stored is None:
-            captured = list_captured_tables_of(control, config)
-            notes = check_server(control, config.server_id, None, captured)
-            for note in notes:
+            for note in self._check_server(control):
                 log.info("connector %r: %s", config.name, note)
         else:
             for check in (check_binary_log, check_binlog_format, check_row_image, check_row_metadata):
@@ -298,6 +296,20 @@ class CdcRead:
         stream_from = stored.position if resume is not None and stored is not None else None
         position = yield from self._run_snapshot(control, stream_from, resume)
         return None if mode is SnapshotMode.INITIAL_ONLY else CdcOffset(position)
+
+    def _check_server(self, control: pymysql.Connection, wait_s: float = 12.0) -> list[str]:
+        """Every check before the first run. A replica registered under our server id may be this
+        connector's own dump of a run that just ended: the server drops it at the next heartbeat it
+        fails to send (5 s at most here), so the check is repeated that long before it counts."""
+        captured = list_captured_tables_of(control, self.config)
+        deadline = time.monotonic() + wait_s
+        while True:
+            try:
+                return check_server(control, self.config.server_id, None, captured)
+            except ServerCheckFailed as failed:
+                if "connected replica" not in str(failed) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.5)
 
     def _available(self, control: pymysql.Connection, position: BinlogPosition) -> bool:
         """Whether the binlog still holds ``position``; ``when_needed`` snapshots again when not,
