@@ -11,7 +11,6 @@ the last committed transaction ended. Every source reader commits through it.
 from __future__ import annotations
 
 import logging
-import threading
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -164,107 +163,14 @@ class SourceTransactions:
         self.open = False
         self.committed += 1
 
-    def wait(self) -> None:
-        """Returns once every commit asked for is done (they are, here: commits are synchronous)."""
-
     def abort(self) -> None:
-        if self.open:
-            self.open = False
-            self._abort()
-
-    def _abort(self) -> None:
         """Aborts the open transaction, as far as the broker lets it: a run that fails is failing
         anyway, and the next run's producer aborts whatever is left open when it starts (the same
         ``transactional.id`` fences it). Seen here: ``INVALID_TXN_STATE`` for an abort right after a
-        transaction began."""
-        try:
-            self.producer.abort_transaction()
-        except KafkaException as error:
-            log.warning("could not abort the source transaction (%s); the next run's producer aborts it", error)
-
-
-class OverlappedTransactions(SourceTransactions):
-    """Source transactions whose commits run in a thread while the reader goes on.
-
-    A commit first waits for the brokers to acknowledge every record of its transaction
-    (``flush``): with 4 KB records (Debezium's) that stopped a snapshot for about a quarter of each
-    second (bench/cdc.py). Here the flush and the commit run in a thread and the records sent
-    meanwhile wait in memory (up to ``pending_bytes``, and up to one transaction's records with
-    ``poll``) until the commit is done, then open the next transaction. Records still only reach a
-    transaction after the previous one committed, and a commit's offset covers exactly the records
-    sent before it, so nothing changes for exactly-once.
-    """
-
-    def __init__(
-        self, producer: TransactionalProducer, policy: BoundaryPolicy, offsets_topic: str, pending_bytes: int = 32 << 20
-    ) -> None:
-        super().__init__(producer, policy, offsets_topic)
-        self.pending_bytes = pending_bytes
-        self._committing: threading.Thread | None = None
-        self._failure: BaseException | None = None
-        self._failed = False
-        self._pending: list[tuple[str, bytes | None, bytes | None, Sequence[tuple[str, bytes]] | None]] = []
-        self._pending_size = 0
-
-    def send(
-        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
-    ) -> None:
-        if self._committing is not None:
-            if self._committing.is_alive() and self._pending_size < self.pending_bytes and not self._full():
-                self._pending.append((topic, key, value, headers))
-                self._pending_size += len(value or b"") + len(key or b"")
-                return
-            self._settle()
-        super().send(topic, key, value, headers)
-
-    def commit(self, offset_key: bytes, offset_value: bytes | None) -> None:
-        self._settle()
-        if not self.open:
-            self.producer.begin_transaction()
-            self.open = True
-        if offset_value is not None:
-            self.producer.send(self.offsets_topic, offset_key, offset_value)
-        self.open = False
-        self._committing = threading.Thread(target=self._commit, name="source-commit", daemon=True)
-        self._committing.start()
-
-    def _full(self) -> bool:
-        """Whether what waits is a whole transaction's worth by the policy (``poll``: its records)."""
-        return self.policy.kind is TransactionBoundary.POLL and len(self._pending) >= self.policy.max_records
-
-    def _commit(self) -> None:
-        try:
-            self.producer.flush()
-            faults.reached("source.before_commit")
-            self.producer.commit_transaction()
-        except BaseException as failure:  # handed to the run's thread in _settle
-            self._failure = failure
-
-    def _settle(self) -> None:
-        """Waits for the commit under way (raising its failure), then sends what waited meanwhile."""
-        committing = self._committing
-        if committing is None:
-            return
-        committing.join()
-        self._committing = None
-        if self._failure is not None:
-            failure, self._failure, self._failed = self._failure, None, True
-            raise failure
-        self.committed += 1
-        pending, self._pending, self._pending_size = self._pending, [], 0
-        for record in pending:
-            super().send(*record)
-
-    def wait(self) -> None:
-        self._settle()
-
-    def abort(self) -> None:
-        if self._committing is not None:
-            self._committing.join()
-            self._committing = None
-            self._failed = self._failed or self._failure is not None
-            self._failure = None
-        self._pending, self._pending_size = [], 0
-        if self.open or self._failed:
-            self.open = self._failed = False
-            self._abort()
+        transaction began, which hid the error that failed the run."""
+        if self.open:
+            self.open = False
+            try:
+                self.producer.abort_transaction()
+            except KafkaException as error:
+                log.warning("could not abort the source transaction (%s); the next run's producer aborts it", error)

@@ -20,12 +20,7 @@ from typing import Any, Protocol
 
 from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, wait_until_committed_visible
-from mungmo_pipelines.core.kafka.transactions import (
-    BoundaryPolicy,
-    OverlappedTransactions,
-    SourceTransactions,
-    TransactionalProducer,
-)
+from mungmo_pipelines.core.kafka.transactions import BoundaryPolicy, SourceTransactions, TransactionalProducer
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, offset_key
 
 log = logging.getLogger(__name__)
@@ -115,15 +110,12 @@ class SourceRuntime:
         offsets: SourceOffsetStore,
         policy: BoundaryPolicy,
         compression: str = "none",
-        overlap_commits: bool = False,
     ) -> None:
         self.connector = connector
         self.kafka = kafka
         self.offsets = offsets
         self.policy = policy
         self.compression = compression
-        # Commit in a thread while reading on (OverlappedTransactions): worth it for large records.
-        self.transactions = OverlappedTransactions if overlap_commits else SourceTransactions
 
     def run(self, reader: SourceReader) -> SourceRun:
         self.offsets.ensure_topic()
@@ -149,7 +141,7 @@ class SourceRuntime:
         key = offset_key(self.connector, read.partition)
         before = stored.get(key)
         run = TableRun(read.label, read.topic, offset_before=before)
-        transactions = self.transactions(producer, self.policy, self.offsets.topic)
+        transactions = SourceTransactions(producer, self.policy, self.offsets.topic)
         send, due = transactions.send, transactions.due
         size = 0
         try:
@@ -165,12 +157,10 @@ class SourceRuntime:
                 size += len(value or b"") + len(record_key or b"")
                 run.rows += 1
             final = read.offset()
-            transactions.wait()  # records waiting for a commit in flight are in an open transaction now
             if final is not None and final != before:
                 transactions.commit(key, dumps(final))
             elif transactions.open:
                 transactions.commit(key, None)
-            transactions.wait()
         except BaseException:
             transactions.abort()
             raise

@@ -648,8 +648,7 @@ def run_cdc_source(
     """
     offsets = SourceOffsetStore(kafka, config.offsets_topic, config.topic_replication_factor)
     reader = CdcReader(config, connection, kafka, requests, progress)
-    runtime = SourceRuntime(config.name, kafka, offsets, config.transactions, config.compression, overlap_commits=True)
-    run = runtime.run(reader)
+    run = SourceRuntime(config.name, kafka, offsets, config.transactions, config.compression).run(reader)
     if reader.read is None:
         raise SourceError(f"connector {config.name!r}: the run read nothing")
     return CdcRun(run, reader.read.stats)
