@@ -14,13 +14,16 @@ import pytest
 
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.connect.debezium import ChangeEventEncoder, DebeziumRecord, SourceInfo, snapshot_marker
+from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.errors import ConnectorConfigError
+from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb.binlog.checks import ServerCheckFailed
 from mungmo_pipelines.core.mariadb.catalog import read_table_schema
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
 from tests.support.binlog import connect, head, purge_binary_logs_to
-from tests.support.cdc import Cdc, Raw, check_chain, fold
+from tests.support.cdc import Cdc, Raw, check_chain, fold, read_raw
 from tests.support.sandbox import Sandbox
+from tests.test_binlog_checks import global_setting
 
 UTC = dt.UTC
 PETS = """
@@ -180,9 +183,9 @@ def test_offsets_are_debeziums_shape_under_debeziums_key(sandbox: Sandbox) -> No
     stored = cdc.offset()
     assert list(stored) == ["ts_sec", "file", "pos", "gtids", "server_id"]
     assert run.run.tables[0].offset_after == stored
-    # The position is right after the streamed transaction: a GTID state the server has.
-    position = CdcOffset.parse(stored).position
-    assert str(position.gtids) in head().gtids.__str__() or position.gtids.gtids
+    # The position is right after the streamed transaction, the last one written: the head.
+    position, now = CdcOffset.parse(stored).position, head()
+    assert (position.gtids, position.file, position.pos) == (now.gtids, now.file, now.pos)
     assert cdc.run().run.rows == 0  # nothing new: nothing sent, the offset stays
 
 
@@ -314,8 +317,6 @@ def test_heartbeats_carry_the_offset_to_the_heartbeat_topic(sandbox: Sandbox) ->
 
 
 def read_heartbeats(cdc: Cdc) -> list[Raw]:
-    from tests.support.cdc import read_raw
-
     return read_raw(cdc.sandbox, f"__debezium-heartbeat.{cdc.prefix}")
 
 
@@ -377,8 +378,6 @@ def test_options_without_effect_are_accepted(sandbox: Sandbox) -> None:
     [("binlog_format", "MIXED"), ("binlog_row_image", "MINIMAL"), ("binlog_row_metadata", "MINIMAL")],
 )
 def test_a_server_missing_a_setting_is_named_before_the_first_run(sandbox: Sandbox, name: str, value: str) -> None:
-    from tests.test_binlog_checks import global_setting
-
     database = sandbox.database("src")
     execute(database, SIMPLE.format("t"))
     cdc = Cdc(sandbox, [database])
@@ -410,3 +409,41 @@ def test_folded_records_equal_the_table(sandbox: Sandbox) -> None:
     records = cdc.records(database, "t")
     assert check_chain(records) == []
     assert fold(records) == {row[0]: {"id": row[0], "v": row[1]} for row in sandbox.rows(database, "SELECT * FROM t")}
+
+
+def test_a_user_without_replication_grants_is_told_which_one(sandbox: Sandbox) -> None:
+    database = sandbox.database("src")
+    execute(database, SIMPLE.format("t"))
+    user = f"mungmo_test_{sandbox.suffix}"
+    with sandbox.admin.begin() as conn:
+        conn.exec_driver_sql(f"CREATE USER '{user}'@'127.0.0.1' IDENTIFIED BY 'no-replication'")
+        conn.exec_driver_sql(f"GRANT SELECT ON `{database}`.* TO '{user}'@'127.0.0.1'")
+    try:
+        cdc = Cdc(sandbox, [database], {"database.user": user, "database.password": "no-replication"})
+        with pytest.raises(
+            ServerCheckFailed, match=rf"REPLICATION SLAVE: '{user}'@'127.0.0.1' may not read the binary"
+        ):
+            cdc.run()
+    finally:
+        with sandbox.admin.begin() as conn:
+            conn.exec_driver_sql(f"DROP USER '{user}'@'127.0.0.1'")
+
+
+def test_a_debezium_offset_is_where_streaming_resumes(sandbox: Sandbox) -> None:
+    """An offset as Debezium's own connector stores it (key and value), e.g. after moving from Kafka Connect."""
+    database = sandbox.database("src")
+    execute(database, SIMPLE.format("t"), "INSERT INTO t VALUES (1, 'before the offset')")
+    position = head()
+    execute(database, "INSERT INTO t VALUES (2, 'after the offset')")
+    cdc = Cdc(sandbox, [database])
+    key = f'["{cdc.body()["name"]}",{{"server":"{cdc.prefix}"}}]'.encode()
+    value = {"ts_sec": 1796139924, "file": position.file, "pos": position.pos, "gtids": str(position.gtids),
+             "server_id": 1}  # fmt: skip
+    ensure_topic(sandbox.kafka, cdc.offsets_topic, 1, 1, {"cleanup.policy": "compact"})
+    producer = sandbox.kafka.producer()
+    producer.send(cdc.offsets_topic, key=key, value=dumps(value))
+    producer.flush()
+    producer.close()
+    run = cdc.run()
+    assert run.stats.started_with == "streaming from the stored offset"
+    assert [(r.payload["op"], r.payload["after"]["id"]) for r in cdc.records(database, "t")] == [("c", 2)]
