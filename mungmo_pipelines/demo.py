@@ -93,7 +93,9 @@ def moved(result: ExecuteInProcessResult) -> list[str]:
         materialization = event.materialization
         metadata = {k: v.value for k, v in materialization.metadata.items()}
         name = materialization.asset_key.to_user_string()
-        if "rows_read" in metadata:
+        if "events" in metadata:  # a CDC (Debezium) topic: change events by op
+            lines.append(f"  {name}: {metadata['records']} change events {metadata['events']}")
+        elif "rows_read" in metadata:
             lines.append(f"  {name}: {metadata['rows_read']} rows produced")
         else:
             lines.append(f"  {name}: {metadata['rows_inserted']} rows inserted")
