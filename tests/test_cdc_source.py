@@ -20,6 +20,7 @@ from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb.binlog.checks import ServerCheckFailed
 from mungmo_pipelines.core.mariadb.catalog import read_table_schema
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
+from mungmo_pipelines.core.source.cdc.reader import connect as cdc_connect
 from tests.support.binlog import connect, head, purge_binary_logs_to
 from tests.support.cdc import Cdc, Raw, check_chain, fold, read_raw
 from tests.support.sandbox import Sandbox
@@ -447,3 +448,25 @@ def test_a_debezium_offset_is_where_streaming_resumes(sandbox: Sandbox) -> None:
     run = cdc.run()
     assert run.stats.started_with == "streaming from the stored offset"
     assert [(r.payload["op"], r.payload["after"]["id"]) for r in cdc.records(database, "t")] == [("c", 2)]
+
+
+def test_the_snapshots_fast_date_conversion_reads_what_pymysql_reads(sandbox: Sandbox) -> None:
+    database = sandbox.database("src")
+    values = ["0000-00-00 00:00:00", "2024-00-10 00:00:00", "2024-02-00 10:00:00", "0050-06-15 01:02:03",
+              "2026-01-01 00:00:00.5", "9999-12-31 23:59:59.999999", "2000-02-29 12:00:00"]  # fmt: skip
+    execute(
+        database,
+        "SET SESSION sql_mode = ''",
+        "CREATE TABLE d (id INT PRIMARY KEY, dt DATETIME(6), ts TIMESTAMP(6) NULL, d DATE)",
+        *[f"INSERT INTO d VALUES ({i}, '{v}', '{v}', '{v[:10]}')" for i, v in enumerate(values)],
+    )
+    config = Cdc(sandbox, [database]).config()
+    fast, plain = cdc_connect(config.connection, config), connect(database)
+    try:
+        with fast.cursor() as a, plain.cursor() as b:
+            for cursor in (a, b):
+                cursor.execute(f"SELECT dt, ts, d FROM `{database}`.d ORDER BY id")
+            assert a.fetchall() == b.fetchall()
+    finally:
+        fast.close()
+        plain.close()

@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pymysql
+from pymysql.constants import FIELD_TYPE
+from pymysql.converters import conversions, convert_date, convert_datetime
 
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig, SnapshotMode
 from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo, heartbeat_record, new_run_id
@@ -126,11 +128,38 @@ def gtid_reached(state: GtidState, target: GtidState) -> bool:
     return True
 
 
+def _datetime(text: str) -> dt.datetime | str:
+    """PyMySQL's DATETIME conversion at C speed (``fromisoformat``; its own parser for the rest: zero
+    and invalid dates come back as text either way). A fifth of a snapshot row's decoding here."""
+    try:
+        return dt.datetime.fromisoformat(text)
+    except ValueError:
+        result: dt.datetime | str = convert_datetime(text)
+        return result
+
+
+def _date(text: str) -> dt.date | str:
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        result: dt.date | str = convert_date(text)
+        return result
+
+
+_CONVERSIONS: dict[int | type[Any], Callable[[Any], str] | Callable[[str], Any]] = {
+    **conversions,
+    FIELD_TYPE.DATETIME: _datetime,
+    FIELD_TYPE.TIMESTAMP: _datetime,
+    FIELD_TYPE.DATE: _date,
+}
+
+
 def connect(
     connection: JdbcConnection, config: DebeziumSourceConfig, timeout_s: float | None = None
 ) -> pymysql.Connection:
     """A plain connection (autocommit, session time zone UTC) for snapshots, schemas and signals."""
     conn = pymysql.connect(
+        conv=_CONVERSIONS,
         host=connection.host,
         port=connection.port,
         user=connection.user,
