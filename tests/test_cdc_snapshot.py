@@ -14,8 +14,9 @@ import pymysql
 import pytest
 
 from mungmo_pipelines.core import faults
-from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest
-from tests.support.binlog import connect
+from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
+from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest, gtid_state_at
+from tests.support.binlog import connect, head, replica_settings
 from tests.support.cdc import Cdc, Raw, check_chain, fold
 from tests.support.sandbox import Sandbox
 
@@ -234,3 +235,39 @@ def test_a_run_stopped_inside_an_incremental_snapshot_resumes_it(sandbox: Sandbo
     reads = incremental_reads(cdc.records(database, "a"))
     assert reads == list(range(1, 21)), reads
     assert "mungmo_incremental" not in (cdc.offset() or {})
+
+
+def test_a_snapshot_after_an_event_larger_than_max_allowed_packet_finds_its_gtid_state(sandbox: Sandbox) -> None:
+    """``BINLOG_GTID_POS`` answers NULL past such an event in the same binlog file (MariaDB stops
+    reading there, at the session's max_allowed_packet); the state is then read from the file."""
+    database, other = sandbox.database("src"), sandbox.database("big")
+    sandbox.execute(other, "CREATE TABLE blob_rows (id INT PRIMARY KEY, body LONGTEXT)")
+    admin = connect()
+    with admin.cursor() as cursor:
+        cursor.execute("SELECT @@global.max_allowed_packet")
+        (old,) = cursor.fetchone()
+        cursor.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
+    try:
+        big = connect(other)
+        with big.cursor() as cursor:
+            cursor.execute("INSERT INTO blob_rows VALUES (1, REPEAT('x', 17 * 1024 * 1024))")
+        big.close()
+    finally:
+        with admin.cursor() as cursor:
+            cursor.execute("SET GLOBAL max_allowed_packet = %s", (old,))
+    sandbox.execute(database, TABLE.format("t"), "INSERT INTO t VALUES (1, 'a')")
+    before = head()
+    sandbox.execute(database, "INSERT INTO t VALUES (2, 'b')")  # an event now starts there
+    session = connect()  # a new session: the restored max_allowed_packet
+    with session.cursor() as cursor:
+        cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (before.file, before.pos))
+        assert cursor.fetchone() == (None,), "the server reads past the large event"
+    session.close()
+
+    assert gtid_state_at(replica_settings(), BinlogPosition(GtidState(), before.file, before.pos)) == before.gtids
+    cdc = Cdc(sandbox, [database])
+    cdc.run()
+    sandbox.execute(database, "INSERT INTO t VALUES (3, 'c')")
+    cdc.run()
+    records = cdc.records(database, "t")
+    assert [(r.payload["op"], r.payload["after"]["id"]) for r in records] == [("r", 1), ("r", 2), ("c", 3)]

@@ -12,10 +12,10 @@ from typing import Any
 
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig, SnapshotMode
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition
-from mungmo_pipelines.core.mariadb.binlog.checks import binary_logs, bytes_between, head_position
+from mungmo_pipelines.core.mariadb.binlog.checks import binary_logs, bytes_between
 from mungmo_pipelines.core.mariadb.connection import JdbcConnection
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
-from mungmo_pipelines.core.source.cdc.reader import connect, gtid_reached
+from mungmo_pipelines.core.source.cdc.reader import binlog_head, connect, gtid_reached
 
 
 @dataclass(frozen=True)
@@ -37,7 +37,7 @@ def probe_binlog(
 ) -> BinlogProbe:
     control = connect(connection, config, timeout_s=5)
     try:
-        head = head_position(control)
+        head = binlog_head(control)
         if stored is None:
             return BinlogProbe(head, None, "no stored offset: the first run snapshots or starts streaming", None)
         offset = CdcOffset.parse(stored)

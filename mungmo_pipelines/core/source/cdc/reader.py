@@ -113,6 +113,36 @@ class CdcStats:
         per_table[op] += records
 
 
+def gtid_state_at(replica: ReplicaSettings, position: BinlogPosition) -> GtidState:
+    """The GTID state at a transaction boundary ``position`` (file/pos), read from the start of its
+    binlog file (the file's own starting state, then every transaction's GTID), decoding no rows:
+    for where ``BINLOG_GTID_POS`` has no answer (snapshot.py)."""
+    start = BinlogPosition(GtidState(), position.file, 4)
+    reader = BinlogReader(replica, start, include=lambda db, table: False, by_gtid=False, blocking=False)
+    wanted = binlog_order(position)
+    try:
+        for change in reader:
+            if type(change) is TransactionBegin:
+                assert isinstance(change, TransactionBegin)
+                if binlog_order(change.position) == wanted:
+                    return change.transaction.state_before
+                if binlog_order(change.position) > wanted:
+                    break
+            elif type(change) is TransactionCommit:
+                assert isinstance(change, TransactionCommit)
+                if binlog_order(change.position) == wanted:
+                    return change.state_after
+    finally:
+        reader.close()
+    raise LookupError(f"{position.file}:{position.pos} is at no transaction boundary of its binlog file")
+
+
+def binlog_head(connection: pymysql.Connection) -> BinlogPosition:
+    """The binlog head; tried longer than the checks' default, as writers may commit between every
+    read of a busy server's file/pos and GTID state."""
+    return head_position(connection, attempts=200)
+
+
 def binlog_order(position: BinlogPosition) -> tuple[int, int]:
     """``(file number, pos)``: binlog files are ``<base>.<number>``, numbered in order."""
     suffix = (position.file or "").rpartition(".")[2]
@@ -363,7 +393,7 @@ class CdcRead:
 
     def _first_position(self, control: pymysql.Connection, mode: SnapshotMode) -> BinlogPosition:
         if mode is not SnapshotMode.NEVER:
-            return head_position(control)
+            return binlog_head(control)
         first = binary_logs(control)[0].name
         with control.cursor() as cursor:
             cursor.execute("SELECT BINLOG_GTID_POS(%s, 4)", (first,))
@@ -378,7 +408,9 @@ class CdcRead:
         tables = [t for t in list_captured_tables_of(control, config) if config.snapshots(*t)]
         reading = connect(self.connection, config)
         try:
-            snapshot = InitialSnapshot(config.name, reading, tables, self.shapes, config.snapshot_fetch_size, resume)
+            snapshot = InitialSnapshot(
+                config.name, reading, tables, self.shapes, config.snapshot_fetch_size, self._gtid_state_at, resume
+            )
             position = snapshot.open()
             stream_from = stream_from or position
             self.stats.snapshot = snapshot.stats
@@ -394,6 +426,12 @@ class CdcRead:
             reading.close()
 
     # -- streaming --------------------------------------------------------------------------
+
+    def _gtid_state_at(self, position: BinlogPosition) -> GtidState:
+        try:
+            return gtid_state_at(self._replica(), position)
+        except LookupError as missing:
+            raise SourceError(f"connector {self.config.name!r}: {missing}") from None
 
     def _snapshot_table(self, table: CapturedTable) -> None:
         self._ensure_topic(table.topic)
@@ -424,7 +462,7 @@ class CdcRead:
         config = self.config
         incremental = self._incremental
         assert incremental is not None
-        head = head_position(control)
+        head = binlog_head(control)
         self.stats.head = head
         target = head.gtids
         follow_s = config.run_duration_ms / 1000
@@ -434,7 +472,7 @@ class CdcRead:
         for request in self.requests:
             incremental.request(request.tables, request.conditions, request.correlation_id)
         if incremental.wrote:
-            incremental.wrote, target = False, head_position(control).gtids
+            incremental.wrote, target = False, binlog_head(control).gtids
         idle = not incremental.running and incremental.window is None and not follow_s
         if idle and gtid_reached(start.position.gtids, target):
             self.stats.stopped_because = "already at the binlog head"
@@ -508,7 +546,7 @@ class CdcRead:
                     if signal is not None and (raw.database, raw.name) == signal:
                         window_rows = incremental.on_signal(change, source)
                         if incremental.wrote:  # the windows' own rows: read up to them too
-                            incremental.wrote, target = False, head_position(control).gtids
+                            incremental.wrote, target = False, binlog_head(control).gtids
                         if window_rows:
                             self._ensure_topic(window_rows[0].topic)
                             self._topics.add(window_rows[0].topic)
@@ -538,7 +576,7 @@ class CdcRead:
                     self.stats.ddl += 1
                     incremental.on_statement(change)
                     if incremental.wrote:
-                        incremental.wrote, target = False, head_position(control).gtids
+                        incremental.wrote, target = False, binlog_head(control).gtids
                 elif kind is Heartbeat:
                     assert isinstance(change, Heartbeat)
                     if heartbeat_s and time.monotonic() - last_heartbeat >= heartbeat_s:
@@ -610,7 +648,7 @@ class CdcRead:
         if position is None or position.file is None:
             return
         try:
-            head = head_position(control)
+            head = binlog_head(control)
             self.stats.bytes_behind = bytes_between(position, head, binary_logs(control))
         except (ValueError, pymysql.MySQLError) as err:
             log.info("connector %r: lag not measured (%s)", self.config.name, err)

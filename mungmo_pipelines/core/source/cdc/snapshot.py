@@ -32,7 +32,7 @@ import pymysql.cursors
 from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo, snapshot_marker
 from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.faults import reached
-from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
+from mungmo_pipelines.core.mariadb.binlog import BinlogError, BinlogPosition, GtidState
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.catalog import TableNotFound, read_table_schema
 from mungmo_pipelines.core.mariadb.session import fetch_one
@@ -76,36 +76,38 @@ class SnapshotStats:
         return sum(max(t.estimate, t.rows) for t in self.tables)
 
 
-def open_consistent_snapshot(connection: pymysql.Connection, views: int = 5, lookups: int = 10) -> BinlogPosition:
+GtidLocator = Callable[[BinlogPosition], GtidState]
+
+
+def open_consistent_snapshot(connection: pymysql.Connection, locate: GtidLocator) -> BinlogPosition:
     """Starts a consistent-snapshot transaction on ``connection``; returns its binlog position.
 
-    ``BINLOG_GTID_POS`` finds a position only where an event starts, so at the very end of the
-    binlog it answers NULL; there the GTID state is the head's (read with the head's position, to
-    be sure nothing was written since). Once anything is written, an event starts there. It was
-    seen to answer NULL for half a second under a busy writer as well (the suite's writer-thread
-    test); then the view is given up and a new one opened.
+    The GTID state there is ``BINLOG_GTID_POS(file, pos)``, which reads the binlog file from its
+    start and answers NULL where no event starts (the very end of the binlog: then the state is
+    the head's, read together with the same position) and past any event larger than the session's
+    ``max_allowed_packet`` (MariaDB stops reading there: seen after a 17 MB event). Then ``locate``
+    finds it by reading the file with the binlog reader.
     """
     with connection.cursor() as cursor:
         cursor.execute("SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ")
-        for _ in range(views):
-            cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
-            cursor.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
-            status = {str(name).lower(): value for name, value in cursor.fetchall()}
-            file, pos = str(status.get("binlog_snapshot_file") or ""), int(status.get("binlog_snapshot_position") or 0)
-            if not file:
-                raise SourceError("the server reports no binlog position for the snapshot: is log_bin on?")
-            for _ in range(lookups):
-                cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
-                (gtids,) = fetch_one(cursor)
-                if gtids is not None:
-                    return BinlogPosition(GtidState.parse(gtids), file, pos)
-                head = head_position(connection)
-                if (head.file, head.pos) == (file, pos):
-                    return BinlogPosition(head.gtids, file, pos)
-                time.sleep(0.02)
-            log.warning("no GTID state for the snapshot's binlog position %s:%s; opening a new view", file, pos)
-            cursor.execute("ROLLBACK")
-    raise SourceError(f"the GTID state at the snapshot's binlog position could not be read in {views} views")
+        cursor.execute("START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY")
+        cursor.execute("SHOW SESSION STATUS LIKE 'binlog_snapshot_%'")
+        status = {str(name).lower(): value for name, value in cursor.fetchall()}
+        file, pos = str(status.get("binlog_snapshot_file") or ""), int(status.get("binlog_snapshot_position") or 0)
+        if not file:
+            raise SourceError("the server reports no binlog position for the snapshot: is log_bin on?")
+        cursor.execute("SELECT BINLOG_GTID_POS(%s, %s)", (file, pos))
+        (gtids,) = fetch_one(cursor)
+    if gtids is not None:
+        return BinlogPosition(GtidState.parse(gtids), file, pos)
+    try:
+        head = head_position(connection)
+    except BinlogError:  # writers keep moving it: the file is read below
+        head = BinlogPosition(GtidState())
+    if (head.file, head.pos) == (file, pos):
+        return BinlogPosition(head.gtids, file, pos)
+    log.info("BINLOG_GTID_POS has no answer for %s:%s; reading the binlog file for its GTID state", file, pos)
+    return BinlogPosition(locate(BinlogPosition(GtidState(), file, pos)), file, pos)
 
 
 class InitialSnapshot:
@@ -118,12 +120,14 @@ class InitialSnapshot:
         tables: list[tuple[str, str]],
         shapes: TableShapes,
         fetch_size: int,
+        locate: GtidLocator,
         resume: SnapshotProgress | None = None,
     ) -> None:
         self.connector = connector
         self.connection = connection
         self.shapes = shapes
         self.fetch_size = fetch_size
+        self.locate = locate
         self.resume = resume
         if resume is not None:
             database, _, name = resume.table.partition(".")
@@ -145,7 +149,7 @@ class InitialSnapshot:
         return SnapshotProgress(table.name, table.key_of(row) if table.schema.primary_key else None)
 
     def open(self) -> BinlogPosition:
-        self.position = open_consistent_snapshot(self.connection)
+        self.position = open_consistent_snapshot(self.connection, self.locate)
         self.ts_ns = int(time.time()) * 1_000_000_000  # Debezium's snapshot time: whole seconds
         self.stats.position = self.position
         estimates = self._estimates()
