@@ -39,6 +39,7 @@ from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb.binlog import (
     BinlogPosition,
     BinlogReader,
+    Gtid,
     GtidState,
     Heartbeat,
     ReplicaSettings,
@@ -46,6 +47,7 @@ from mungmo_pipelines.core.mariadb.binlog import (
     Statement,
     TransactionBegin,
     TransactionCommit,
+    wire,
 )
 from mungmo_pipelines.core.mariadb.binlog.checks import (
     ServerCheckFailed,
@@ -59,6 +61,7 @@ from mungmo_pipelines.core.mariadb.binlog.checks import (
     check_server,
     head_position,
 )
+from mungmo_pipelines.core.mariadb.binlog.replica import open_dump
 from mungmo_pipelines.core.mariadb.binlog.schema import SchemaCompleter
 from mungmo_pipelines.core.mariadb.columns import TableSchema
 from mungmo_pipelines.core.mariadb.connection import JdbcConnection
@@ -114,27 +117,45 @@ class CdcStats:
 
 
 def gtid_state_at(replica: ReplicaSettings, position: BinlogPosition) -> GtidState:
-    """The GTID state at a transaction boundary ``position`` (file/pos), read from the start of its
-    binlog file (the file's own starting state, then every transaction's GTID), decoding no rows:
-    for where ``BINLOG_GTID_POS`` has no answer (snapshot.py)."""
-    start = BinlogPosition(GtidState(), position.file, 4)
-    reader = BinlogReader(replica, start, include=lambda db, table: False, by_gtid=False, blocking=False)
-    wanted = binlog_order(position)
+    """The GTID state at ``position`` (a transaction boundary, file/pos), for where ``BINLOG_GTID_POS``
+    has no answer (snapshot.py): the state at the start of its binlog file, advanced by every GTID
+    event up to it, from a dump of the file with nothing decoded but event headers and GTIDs (the
+    row reader would refuse other sessions' statement-logged changes on the way)."""
+    file, pos = position.file or "", position.pos or 0
+    control = replica.connect()
     try:
-        for change in reader:
-            if type(change) is TransactionBegin:
-                assert isinstance(change, TransactionBegin)
-                if binlog_order(change.position) == wanted:
-                    return change.transaction.state_before
-                if binlog_order(change.position) > wanted:
-                    break
-            elif type(change) is TransactionCommit:
-                assert isinstance(change, TransactionCommit)
-                if binlog_order(change.position) == wanted:
-                    return change.state_after
+        with control.cursor() as cursor:
+            cursor.execute("SELECT BINLOG_GTID_POS(%s, 4), @@global.binlog_checksum", (file,))
+            start, checksum = fetch_one(cursor)
     finally:
-        reader.close()
-    raise LookupError(f"{position.file}:{position.pos} is at no transaction boundary of its binlog file")
+        control.close()
+    state = GtidState.parse(start)
+    dump = open_dump(
+        replica, BinlogPosition(GtidState(), file, 4), by_gtid=False, blocking=False, checksum=str(checksum)
+    )
+    body = 1 + wire.HEADER_SIZE
+    ended_at = 0
+    try:
+        while (packet := dump.read()) is not None:
+            _, kind, server_id, size, next_pos, _ = wire.HEADER.unpack_from(packet, 1)
+            if next_pos == 0:
+                continue  # the dump's own artificial events, at no position
+            if next_pos - size >= pos:
+                if next_pos - size == pos:
+                    return state
+                break
+            if kind == wire.GTID:
+                sequence = int.from_bytes(packet[body : body + 8], "little")
+                domain = int.from_bytes(packet[body + 8 : body + 12], "little")
+                state = state.advance(Gtid(domain, server_id, sequence))
+            ended_at = next_pos
+            if kind == wire.ROTATE:
+                break  # the file's last event
+        if ended_at == pos:
+            return state  # the end of the binlog, where no event starts yet
+    finally:
+        dump.close()
+    raise LookupError(f"{file}:{pos} is at no event of its binlog file")
 
 
 def binlog_head(connection: pymysql.Connection) -> BinlogPosition:
