@@ -31,6 +31,7 @@ from sqlalchemy import Engine, bindparam, create_engine, text
 
 from mungmo_pipelines.assets.verification import EXPIRY_JOB, SKIPPED_TAG, expiry_run_config
 from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.expiry.members import MembersTable, members_table_ddl
 from mungmo_pipelines.core.mariadb.connection import parse_jdbc_url
@@ -77,7 +78,7 @@ class Seed:
 
     def __init__(self) -> None:
         connectors = load_connectors()
-        source = next(c for c in connectors.sources if c.table_whitelist)
+        source = next(c for c in connectors.sources if isinstance(c, JdbcSourceConfig) and c.table_whitelist)
         sink = next(c for c in connectors.sinks if any(source.may_produce(t) for t in c.topics))
         self.source_db, self.source_table = source.database, source.table_whitelist[0]
         self.topic = source.topic_for(self.source_table)

@@ -53,6 +53,11 @@ COVERAGE: dict[str, str] = {
     "make test-fast": "ci",
     "make docs": "ci",
     "make check": "ci",
+    (
+        "INSERT INTO debezium_signal VALUES ('resend-1', 'execute-snapshot',\n"
+        """  '{"data-collections": ["mungMo.test001"], "type": "incremental",\n"""
+        """    "additional-conditions": [{"data-collection": "mungMo.test001", "filter": "seq > 100"}]}');"""
+    ): "tests/test_cdc_snapshot.py::test_the_documented_signal_resends_the_rows_its_condition_names",
     "PYTHONPATH=. .venv/bin/python bench/consistency.py": "ci",
     (
         "SELECT r.checked_at, d.kind, d.difference FROM _mungmo_consistency_results r\n"

@@ -175,6 +175,11 @@ def test_validate_answers_config_infos_with_every_fields_errors(
             {"class": JDBC_SOURCE_CLASS, "type": "source", "version": "10.6.4-mungmo"},
             {"class": JDBC_SINK_CLASS, "type": "sink", "version": "10.6.4-mungmo"},
             {"class": "io.debezium.connector.jdbc.JdbcSinkConnector", "type": "sink", "version": "3.5.0.Final-mungmo"},
+            {
+                "class": "io.debezium.connector.mariadb.MariaDbConnector",
+                "type": "source",
+                "version": "3.5.0.Final-mungmo",
+            },
         ]
         config = {**SEED_SINK["config"], "name": "v", "batch.size": "0", "insert.mode": "merge", "colour": "red"}
         infos = api.put(f"/connector-plugins/{JDBC_SINK_CLASS}/config/validate", json=config).json()

@@ -23,7 +23,7 @@ from mungmo_pipelines.assets.metadata import (
     table_name_metadata,
     target_freshness,
 )
-from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import SourceConfig
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.mariadb.catalog import describe_tables
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
@@ -41,7 +41,7 @@ def topic_fields(instance: DagsterInstance, topic: str) -> list[str]:
 
 
 def sink_connector_asset(
-    node: SinkNode, producer_of: Callable[[str], JdbcSourceConfig | None] = lambda _: None
+    node: SinkNode, producer_of: Callable[[str], SourceConfig | None] = lambda _: None
 ) -> AssetsDefinition:
     """``producer_of`` names the source that fills a topic: its poll interval sets the target's freshness."""
     config, topics = node.config, node.topics

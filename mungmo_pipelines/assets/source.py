@@ -20,9 +20,11 @@ from dagster import (
 )
 from sqlalchemy import Engine
 
-from mungmo_pipelines.assets.keys import job_name, source_pool, table_key, topic_key
+from mungmo_pipelines.assets.cdc import cdc_source_asset
+from mungmo_pipelines.assets.keys import job_name, source_pool, table_key, topic_key, unlisted_topics_key
 from mungmo_pipelines.assets.metadata import asset_owners, copied_columns, table_metadata, table_name_metadata
 from mungmo_pipelines.assets.metadata import column_schema as dagster_column_schema
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.mariadb.catalog import describe_tables
 from mungmo_pipelines.core.mariadb.columns import TableSchema
@@ -35,12 +37,7 @@ from mungmo_pipelines.operations.gate import skipped_for_state
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
-def unlisted_topics_key(config: JdbcSourceConfig) -> AssetKey:
-    return AssetKey(["kafka", f"{job_name(config.name)}__topics"])
-
-
 def source_table_specs(node: SourceNode) -> list[AssetSpec]:
-    database = node.config.database
     return [
         AssetSpec(
             table_key(database, table),
@@ -51,7 +48,7 @@ def source_table_specs(node: SourceNode) -> list[AssetSpec]:
             description=f"Table `{database}.{table}`, read by source connector `{node.config.name}`; each of "
             "its runs, and Observe, records the table's columns and row count.",
         )
-        for table in node.tables or ()
+        for database, table in node.table_names()
     ]
 
 
@@ -63,10 +60,16 @@ def source_tables_asset(node: SourceNode, exclude: Collection[AssetKey] = ()) ->
     if not specs:
         return None
 
+    by_database: dict[str, list[str]] = {}
+    for spec in specs:
+        database, table = spec.key.path
+        by_database.setdefault(database, []).append(table)
+
     def observe(context: OpExecutionContext) -> Iterator[ObserveResult]:
         engine = context.resources.mariadb.engine(config.connection)
-        for table, (schema, rows) in describe_tables(engine, [spec.key.path[-1] for spec in specs]).items():
-            yield ObserveResult(asset_key=table_key(config.database, table), metadata=table_metadata(schema, rows))
+        for database, tables in by_database.items():
+            for table, (schema, rows) in describe_tables(engine, tables, database).items():
+                yield ObserveResult(asset_key=table_key(database, table), metadata=table_metadata(schema, rows))
 
     # Beta in Dagster 1.13 (pinned); its warning would print at every load of the definitions.
     with warnings.catch_warnings():
@@ -106,7 +109,13 @@ def describe_source(
 
 
 def source_connector_asset(node: SourceNode) -> AssetsDefinition:
-    config, tables = node.config, node.tables
+    if isinstance(node.config, DebeziumSourceConfig):
+        return cdc_source_asset(node, node.config)
+    return jdbc_source_asset(node, node.config)
+
+
+def jdbc_source_asset(node: SourceNode, config: JdbcSourceConfig) -> AssetsDefinition:
+    tables = node.tables
     database = config.database
     specs = [
         AssetSpec(

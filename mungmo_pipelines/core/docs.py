@@ -13,6 +13,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 from mungmo_pipelines.core.config.debezium_sink import DebeziumSinkConfig
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.options import no_effect_markdown, options_markdown
@@ -26,6 +27,10 @@ from mungmo_pipelines.core.settings import PROJECT_ROOT, settings_markdown
 # page (relative to the project root) -> block name -> what renders it
 GENERATED: dict[str, dict[str, Callable[[], str]]] = {
     "docs/source.md": {"jdbc-source-options": lambda: options_markdown(JdbcSourceConfig)},
+    "docs/cdc.md": {
+        "cdc-source-options": lambda: options_markdown(DebeziumSourceConfig),
+        "cdc-source-without-effect": lambda: no_effect_markdown(DebeziumSourceConfig.NO_EFFECT),
+    },
     "docs/sink.md": {
         "jdbc-sink-options": lambda: options_markdown(JdbcSinkConfig),
         "debezium-sink-options": lambda: options_markdown(DebeziumSinkConfig),

@@ -11,23 +11,39 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from mungmo_pipelines.core import settings
-from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, bare_table
-from mungmo_pipelines.core.config.loader import Connectors
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
+from mungmo_pipelines.core.config.jdbc_source import bare_table
+from mungmo_pipelines.core.config.loader import Connectors, SourceConfig
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.errors import MungmoError
 from mungmo_pipelines.core.mariadb.connection import create_engine
+from mungmo_pipelines.core.source.cdc.reader import captured_tables_now
 from mungmo_pipelines.core.source.jdbc import source_tables
 
 log = logging.getLogger(__name__)
 
 
-def discover_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
-    """The tables a source reads: its whitelist, or discovered in the database now.
+def discover_tables(config: SourceConfig) -> tuple[str, ...] | None:
+    """The tables a source reads: its whitelist, or discovered in the database now (a CDC source's
+    as ``<db>.<table>``).
 
     A query reads from no single table (``()``). Discovery needs the database; when it is
     unreachable the answer is ``None`` (unknown), and the source still copies every table at
     run time.
     """
+    if isinstance(config, DebeziumSourceConfig):
+        try:
+            return tuple(f"{db}.{table}" for db, table in captured_tables_now(config, settings.mariadb_server_url()))
+        except Exception as err:  # any failure to reach the database must not break loading definitions
+            log.warning(
+                "connector %r: could not list the captured tables on %s:%s (%s); one placeholder asset stands "
+                "for all of them",
+                config.name,
+                config.hostname,
+                config.port,
+                type(err).__name__,
+            )
+            return None
     if config.query:
         return ()
     if config.table_whitelist:
@@ -52,8 +68,14 @@ def discover_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
 class SourceNode:
     """A source connector and what it reads; ``tables`` is ``None`` when they could not be listed."""
 
-    config: JdbcSourceConfig
+    config: SourceConfig
     tables: tuple[str, ...] | None
+
+    def table_names(self) -> list[tuple[str, str]]:
+        """``(database, table)`` of each table read (a JDBC source's are in its own database)."""
+        if isinstance(self.config, DebeziumSourceConfig):
+            return [(t.partition(".")[0], t.partition(".")[2]) for t in self.tables or ()]
+        return [(self.config.database, t) for t in self.tables or ()]
 
     @property
     def topics(self) -> tuple[str, ...]:
@@ -75,7 +97,7 @@ class SinkNode:
 class Pipeline:
     """A source and every sink that reads a topic it may produce: one run replicates end to end."""
 
-    source: JdbcSourceConfig
+    source: SourceConfig
     sinks: tuple[SinkConfig, ...]
 
 
@@ -90,7 +112,7 @@ class Topology:
     def build(
         cls,
         connectors: Connectors,
-        tables_of: Callable[[JdbcSourceConfig], tuple[str, ...] | None] = discover_tables,
+        tables_of: Callable[[SourceConfig], tuple[str, ...] | None] = discover_tables,
     ) -> Topology:
         sources = tuple(SourceNode(source, tables_of(source)) for source in connectors.sources)
         known = {topic for node in sources for topic in node.topics}
@@ -110,10 +132,10 @@ class Topology:
                 pipelines.append(Pipeline(node.config, readers))
         return cls(sources, sinks, tuple(pipelines), connectors.warnings)
 
-    def pipeline_of(self, source: JdbcSourceConfig) -> Pipeline | None:
+    def pipeline_of(self, source: SourceConfig) -> Pipeline | None:
         return next((p for p in self.pipelines if p.source.name == source.name), None)
 
-    def producer_of(self, topic: str) -> JdbcSourceConfig | None:
+    def producer_of(self, topic: str) -> SourceConfig | None:
         """The source whose tables fill ``topic``, if one of them does."""
         return next((node.config for node in self.sources if topic in node.topics), None)
 

@@ -26,6 +26,7 @@ from dagster_graphql import DagsterGraphQLClient
 from mungmo_pipelines.assets.keys import change_sensor_name, job_name, lag_sensor_name, pipeline_job_name
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.loader import SourceConfig
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.operations.files import Catalog, ConnectorDirectory, SecretsFile
@@ -41,8 +42,10 @@ RUNS_LOOKED_AT = 10
 RESTART_TAG = "mungmo/restart"
 
 
-def _listed_tables(config: JdbcSourceConfig) -> tuple[str, ...] | None:
+def _listed_tables(config: SourceConfig) -> tuple[str, ...] | None:
     """The tables a source names (no database round trip: a status must answer quickly)."""
+    if not isinstance(config, JdbcSourceConfig):
+        return None  # a CDC source captures what its filters match: unknown without the database
     if config.query:
         return ()
     return tuple(t.rpartition(".")[2].strip("`") for t in config.table_whitelist) or None

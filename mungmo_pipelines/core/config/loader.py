@@ -23,6 +23,11 @@ from typing import Any
 from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.base import ConnectorConfig
 from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS, DebeziumSinkConfig
+from mungmo_pipelines.core.config.debezium_source import (
+    MARIADB_CONNECTOR_CLASS,
+    MYSQL_CONNECTOR_CLASS,
+    DebeziumSourceConfig,
+)
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS, JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSourceConfig
 from mungmo_pipelines.core.config.options import REQUIRED, option_groups_of, options_of
@@ -40,7 +45,11 @@ CONNECTOR_CLASSES: dict[str, type[ConnectorConfig]] = {
     JDBC_SINK_CLASS: JdbcSinkConfig,
     "JdbcSinkConnector": JdbcSinkConfig,
     DEBEZIUM_SINK_CLASS: DebeziumSinkConfig,
+    MARIADB_CONNECTOR_CLASS: DebeziumSourceConfig,
+    MYSQL_CONNECTOR_CLASS: DebeziumSourceConfig,
 }
+# A source connector's config: the JDBC source's or Debezium's.
+SourceConfig = JdbcSourceConfig | DebeziumSourceConfig
 
 
 def connector_identifier(name: str) -> str:
@@ -146,7 +155,7 @@ def parse_connector(body: Any, origin: str = "", environ: Mapping[str, str] | No
 class Connectors:
     """Every connector of a directory that validated, the ones that did not, and findings worth a look."""
 
-    sources: tuple[JdbcSourceConfig, ...]
+    sources: tuple[SourceConfig, ...]
     sinks: tuple[SinkConfig, ...]
     warnings: tuple[str, ...] = ()
     errors: tuple[ConnectorConfigError, ...] = ()
@@ -192,7 +201,7 @@ def load_connectors(
     clashes = _clashes(parsed)
     errors += clashes.values()
     good = [c for c in parsed if c.origin not in clashes]
-    sources = tuple(c for c in good if isinstance(c, JdbcSourceConfig))
+    sources = tuple(c for c in good if isinstance(c, JdbcSourceConfig | DebeziumSourceConfig))
     sinks = tuple(c for c in good if isinstance(c, SinkConfig))
     connectors = Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)), tuple(errors))
     if strict:
@@ -221,7 +230,7 @@ def _clashes(parsed: list[ConnectorConfig]) -> dict[str, ConnectorConfigError]:
     return clashes
 
 
-def _orphan_topics(sources: tuple[JdbcSourceConfig, ...], sinks: tuple[SinkConfig, ...]) -> list[str]:
+def _orphan_topics(sources: tuple[SourceConfig, ...], sinks: tuple[SinkConfig, ...]) -> list[str]:
     """Sink topics that no source here produces: allowed (another producer may), but reported."""
     return [
         f"connector {sink.name!r}: topic {topic!r} is produced by no source connector in this directory"

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from enum import StrEnum
 from typing import Any
@@ -62,7 +62,9 @@ class TransactionalProducer:
     outage did, not what librdkafka calls it (:meth:`_explain`).
     """
 
-    def __init__(self, settings: KafkaSettings, transactional_id: str, buffer_kbytes: int = 65536) -> None:
+    def __init__(
+        self, settings: KafkaSettings, transactional_id: str, buffer_kbytes: int = 65536, compression: str = "none"
+    ) -> None:
         unknown = sorted(set(settings.extra) - set(_LIBRDKAFKA_NAMES))
         if unknown:
             raise ValueError(f"Kafka client options {unknown} have no librdkafka equivalent here")
@@ -80,6 +82,7 @@ class TransactionalProducer:
                 "enable.idempotence": True,
                 "acks": "all",
                 "linger.ms": 5,
+                "compression.type": compression,
                 "partitioner": "murmur2_random",
                 "queue.buffering.max.kbytes": buffer_kbytes,
                 "error_cb": self._on_error,
@@ -171,13 +174,17 @@ class TransactionalProducer:
         except KafkaException as err:
             raise self._explain(err.args[0]) from err
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         """Queue a record; waits while the bounded local queue is full (bounded memory)."""
         if self.down_since is not None:
             self._check()
+        # librdkafka takes headers as a list (or dict) only.
+        listed: list[tuple[str, str | bytes | None]] | None = list(headers) if headers else None
         while True:
             try:
-                self._producer.produce(topic, value=value, key=key)
+                self._producer.produce(topic, value=value, key=key, headers=listed)
                 return
             except BufferError:
                 self._producer.poll(0.05)
@@ -254,11 +261,13 @@ class SourceTransactions:
             return self.rows >= self.policy.max_records
         return time.monotonic() - self.started >= self.policy.interval_ms / 1000
 
-    def send(self, topic: str, key: bytes | None, value: bytes | None) -> None:
+    def send(
+        self, topic: str, key: bytes | None, value: bytes | None, headers: Sequence[tuple[str, bytes]] | None = None
+    ) -> None:
         if not self.open:
             self.producer.begin_transaction()
             self.open, self.rows, self.started = True, 0, time.monotonic()
-        self.producer.send(topic, key, value)
+        self.producer.send(topic, key, value, headers)
         self.rows += 1
 
     def commit(self, offset_key: bytes, offset_value: bytes | None) -> None:
@@ -280,6 +289,13 @@ class SourceTransactions:
         self.committed += 1
 
     def abort(self) -> None:
+        """Aborts the open transaction, as far as the broker lets it: a run that fails is failing
+        anyway, and the next run's producer aborts whatever is left open when it starts (the same
+        ``transactional.id`` fences it). Seen here: ``INVALID_TXN_STATE`` for an abort right after a
+        transaction began, which hid the error that failed the run."""
         if self.open:
-            self.producer.abort_transaction()
             self.open = False
+            try:
+                self.producer.abort_transaction()
+            except KafkaException as error:
+                log.warning("could not abort the source transaction (%s); the next run's producer aborts it", error)

@@ -162,20 +162,22 @@ def result_columns(cursor: Cursor, from_sql: str) -> tuple[ResultColumn, ...]:
     return tuple(ResultColumn.from_field(f) for f in fields)
 
 
-def describe_tables(engine: Engine, tables: list[str]) -> dict[str, tuple[TableSchema, int]]:
-    """Each existing table's schema and exact row count (``COUNT(*)``), in the engine's database.
+def describe_tables(
+    engine: Engine, tables: list[str], database: str | None = None
+) -> dict[str, tuple[TableSchema, int]]:
+    """Each existing table's schema and exact row count (``COUNT(*)``), in ``database`` (default: the engine's).
 
     For the asset metadata Dagster shows (``dagster/column_schema``, ``dagster/row_count``); a table
     that does not exist (yet) is left out.
     """
     described = {}
     with engine.connect() as conn, dbapi_cursor(conn) as cursor:
-        database = current_database(cursor)
+        schema = database or current_database(cursor)
         for table in tables:
-            columns = table_columns(cursor, table)
+            columns = table_columns(cursor, table, schema)
             if not columns:
                 continue
-            cursor.execute(f"SELECT COUNT(*) FROM {quote(table)}")
+            cursor.execute(f"SELECT COUNT(*) FROM {quote(schema)}.{quote(table)}")
             rows = int(fetch_one(cursor)[0])
-            described[table] = (TableSchema(database, table, columns, primary_key(cursor, table)), rows)
+            described[table] = (TableSchema(schema, table, columns, primary_key(cursor, table, schema)), rows)
     return described

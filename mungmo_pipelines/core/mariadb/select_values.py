@@ -59,5 +59,10 @@ def select_converters(table: TableSchema) -> tuple[Converter, ...]:
     return tuple(_converter(column) for column in table.columns)
 
 
+def changed_columns(table: TableSchema) -> tuple[tuple[int, Converter], ...]:
+    """The positions whose ``SELECT`` values need converting, with their converters (hot paths skip the rest)."""
+    return tuple((i, f) for i, f in enumerate(select_converters(table)) if f is not _same)
+
+
 def contract_row(converters: Sequence[Converter], row: Sequence[Any]) -> list[Any]:
     return [None if value is None else convert(value) for convert, value in zip(converters, row, strict=True)]

@@ -30,6 +30,7 @@ from pymysql.err import ProgrammingError
 from sqlalchemy import Engine
 
 from mungmo_pipelines.core.config.base import ConnectorConfig
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig, SourceMode
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.connect.json_converter import dumps
@@ -38,6 +39,7 @@ from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.mariadb.connection import JdbcConnection
 from mungmo_pipelines.core.mariadb.dialect import NO_SUCH_TABLE
 from mungmo_pipelines.core.sink.offsets import OFFSETS_TABLE, OffsetStore, stored_positions
+from mungmo_pipelines.core.source.cdc.offsets import CdcOffset, server_partition
 from mungmo_pipelines.core.source.offsets import (
     GAP_HORIZON,
     OFFSET_PROTOCOL,
@@ -219,6 +221,33 @@ class JdbcSourceOffsets(TopicSourceOffsets):
         return checked
 
 
+class CdcSourceOffsets(TopicSourceOffsets):
+    """A Debezium MariaDB source's one partition (``{"server": <topic.prefix>}``) and its binlog offset."""
+
+    def __init__(self, config: DebeziumSourceConfig, kafka: KafkaSettings) -> None:
+        super().__init__(config.name, kafka, config.offsets_topic)
+        self.config = config
+
+    def partition_of(self, partition: dict[str, Any]) -> dict[str, Any]:
+        expected = server_partition(self.config.topic_prefix)
+        if partition != expected:
+            raise BadRequest(
+                f"connector {self.config.name!r}: expected the partition {json.dumps(expected)}, "
+                f"got {json.dumps(partition)}"
+            )
+        return expected
+
+    def check_offset(self, partition: dict[str, Any], offset: dict[str, Any]) -> dict[str, Any]:
+        try:
+            return CdcOffset.parse(offset).to_value()
+        except (KeyError, TypeError, ValueError) as err:
+            raise BadRequest(
+                f"connector {self.config.name!r}: expected a binlog offset as Debezium stores it "
+                '({"file": ..., "pos": ..., "gtids": ...}), got '
+                f"{json.dumps(offset)} ({err})"
+            ) from None
+
+
 class SinkOffsets:
     """A sink's offsets: rows of ``_connect_sink_offsets`` in its target database, and its consumer group."""
 
@@ -360,6 +389,7 @@ OffsetsFactory = Callable[[Any, KafkaSettings, EngineFor], ConnectorOffsets]
 # connector config class -> how its offsets are kept. A new connector class registers its own here.
 OFFSET_KINDS: dict[type[ConnectorConfig], OffsetsFactory] = {
     JdbcSourceConfig: lambda config, kafka, engine_for: JdbcSourceOffsets(config, kafka),
+    DebeziumSourceConfig: lambda config, kafka, engine_for: CdcSourceOffsets(config, kafka),
     SinkConfig: lambda config, kafka, engine_for: SinkOffsets(config, kafka, engine_for(config.connection)),
 }
 

@@ -14,6 +14,7 @@ from typing import Any
 
 from mungmo_pipelines.core.config.base import ConnectorConfig, JdbcConnectorConfig
 from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
+from mungmo_pipelines.core.config.debezium_source import MARIADB_CONNECTOR_CLASS
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS
 from mungmo_pipelines.core.config.loader import BODY_KEYS, CONNECTOR_CLASSES, option_text, parse_connector
@@ -41,6 +42,7 @@ PLUGIN_VERSIONS = {
     JDBC_SOURCE_CLASS: "10.6.4-mungmo",
     JDBC_SINK_CLASS: "10.6.4-mungmo",
     DEBEZIUM_SINK_CLASS: "3.5.0.Final-mungmo",
+    MARIADB_CONNECTOR_CLASS: "3.5.0.Final-mungmo",
 }
 
 

@@ -197,7 +197,7 @@ class JdbcTableRead:
                         break
                     self._pending = row
                     key, value = encode(row)
-                    yield topic, key, value
+                    yield topic, key, value, None
                     self._last = row
             finally:
                 rows.close()
@@ -212,6 +212,9 @@ class JdbcTableRead:
 
     def offset(self) -> dict[str, Any] | None:
         return self._final
+
+    def written_topics(self) -> tuple[str, ...]:
+        return (self.topic,)
 
 
 class JdbcReader:

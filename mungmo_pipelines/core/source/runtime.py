@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -30,8 +30,9 @@ from mungmo_pipelines.core.source.offsets import SourceOffsetStore, offset_key
 
 log = logging.getLogger(__name__)
 
-# A record as a reader hands it over: (topic, key, value).
-Record = tuple[str, bytes | None, bytes | None]
+# A record as a reader hands it over: (topic, key, value, headers); headers are (name, bytes) pairs or None.
+Headers = Sequence[tuple[str, bytes]] | None
+Record = tuple[str, bytes | None, bytes | None, Headers]
 
 
 def source_transactional_id(connector: str) -> str:
@@ -70,6 +71,10 @@ class PartitionRead(Protocol):
         """The offset to store once every record handed over is in Kafka."""
         ...
 
+    def written_topics(self) -> Iterable[str]:
+        """The topics its records went to (a binlog read writes one per table)."""
+        ...
+
 
 class SourceReader(Protocol):
     """Opens the partitions a connector reads, each from its stored offset."""
@@ -92,6 +97,7 @@ class TableRun:
     offset_after: dict[str, Any] | None = None
     held_back: str = ""
     seconds: float = 0.0
+    topics: tuple[str, ...] = ()
 
 
 @dataclass
@@ -114,12 +120,14 @@ class SourceRuntime:
         offsets: SourceOffsetStore,
         policy: BoundaryPolicy,
         retry: RetryPolicy | None = None,
+        compression: str = "none",
     ) -> None:
         self.connector = connector
         self.kafka = kafka
         self.offsets = offsets
         self.policy = policy
         self.retry = retry or RetryPolicy()
+        self.compression = compression
 
     def run(self, reader: SourceReader) -> SourceRun:
         """Deliver the reader's records; after a Kafka outage, again from the committed offsets (``errors.retry.*``).
@@ -136,7 +144,9 @@ class SourceRuntime:
 
     def _run_once(self, reader: SourceReader) -> SourceRun:
         with kafka_python_outage(self.kafka):
-            producer = TransactionalProducer(self.kafka, source_transactional_id(self.connector))
+            producer = TransactionalProducer(
+                self.kafka, source_transactional_id(self.connector), compression=self.compression
+            )
             try:
                 # Fencing the previous producer first settles its last transaction: a commit it had sent completes
                 # (or an open one aborts) before the offsets are read, so they are the committed ones (KIP-618).
@@ -150,7 +160,7 @@ class SourceRuntime:
                 raise SourceError(f"connector {self.connector!r}: Kafka transaction failed: {err}") from err
             finally:
                 producer.close()
-            written = [run.topic for run in result.tables if run.rows]
+            written = [topic for run in result.tables if run.rows for topic in run.topics]
             if not wait_until_committed_visible(self.kafka, written):
                 log.warning(
                     "connector %r: another producer's open transaction holds %s back from read_committed readers",
@@ -177,8 +187,8 @@ class SourceRuntime:
                         transactions.commit(key, None if offset is None else dumps(offset))
                 if record is None:
                     continue
-                topic, record_key, value = record
-                send(topic, record_key, value)
+                topic, record_key, value, headers = record
+                send(topic, record_key, value, headers)
                 size += len(value or b"") + len(record_key or b"")
                 run.rows += 1
             final = read.offset()
@@ -193,5 +203,6 @@ class SourceRuntime:
         run.held_back = read.held_back
         run.transactions = transactions.committed
         run.offset_after = final
+        run.topics = tuple(sorted(set(read.written_topics())))
         run.seconds = time.monotonic() - started
         return run
