@@ -346,7 +346,7 @@ def test_skipped_operations_and_tombstones(sandbox: Sandbox) -> None:
         ({"database.ssl.mode": "verify-full"}, "database.ssl.mode", "expected one of disable"),
         ({"snapshot.max.threads": "2"}, "snapshot.max.threads", "cannot share a consistent snapshot"),
         ({"provide.transaction.metadata": "true"}, "provide.transaction.metadata", "not produced"),
-        ({"database.server.id": "0"}, "database.server.id", ">= 1"),
+        ({"database.server.id": "0"}, "database.server.id", "from 1 to 4294967295"),
         ({"signal.data.collection": "nodot"}, "signal.data.collection", "<database>.<table>"),
         ({"table.include.list": "a(b"}, "table.include.list", "regular expressions"),
         ({"transforms": "unwrap"}, "transforms", "transforms are not run here"),
