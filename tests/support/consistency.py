@@ -1,5 +1,5 @@
 """Shared helpers for the consistency tests: run a check on sandbox databases, load a time zone, a real
-source-to-sink replication to check and repair."""
+source-to-sink replication to check and repair (JDBC, and CDC with Debezium's source and sink)."""
 
 from __future__ import annotations
 
@@ -11,16 +11,20 @@ import pymysql
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine, make_url
 
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.consistency import CheckResult, TableSpec, check_table
 from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
-from mungmo_pipelines.core.consistency.repair import JdbcRepair, RepairResult, RepairScope, RepairTarget
+from mungmo_pipelines.core.consistency.repair import CdcRepair, JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
+from mungmo_pipelines.core.source.cdc.reader import CdcRun, SnapshotRequest
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import SourceRun
+from tests.support.cdc import Cdc
 from tests.support.sandbox import Sandbox
 
 SEOUL = "Asia/Seoul"
@@ -156,6 +160,110 @@ class Replication:
     def target_rows(self, where: str = "TRUE") -> list[tuple[Any, ...]]:
         return self.sandbox.rows(
             self.target_db, f"SELECT id, name, score, note FROM `{self.topic}` WHERE {where} ORDER BY id"
+        )
+
+    def close(self) -> None:
+        self.source_engine.dispose()
+        self.target_engine.dispose()
+
+
+SIGNAL_DDL = "CREATE TABLE debezium_signal (id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)"
+# Debezium's JDBC sink as a repair needs it: upserts by the record key, deletes applied, tables created.
+DEBEZIUM_SINK = {
+    "insert.mode": "upsert",
+    "primary.key.mode": "record_key",
+    "delete.enabled": "true",
+    "schema.evolution": "basic",
+}
+
+
+class CdcReplication:
+    """A source table, the real Debezium CDC source capturing its database (a signal table in a database
+    of its own) and a real sink writing the table's topic: Debezium's JDBC sink by default, or the JDBC
+    sink behind ``ExtractNewRecordState`` (``sink_class="jdbc"``)."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        ddl: str = MEMBERS_DDL,
+        table: str = "members",
+        source_options: dict[str, str] | None = None,
+        sink_options: dict[str, str] | None = None,
+        sink_class: str = "debezium",
+        label: str = "",
+    ) -> None:
+        self.sandbox = sandbox
+        self.table = table
+        self.source_db, self.target_db = sandbox.database(f"src{label}"), sandbox.database(f"tgt{label}")
+        self.signal_db = sandbox.database(f"sig{label}")
+        sandbox.execute(self.source_db, ddl)
+        sandbox.execute(self.signal_db, SIGNAL_DDL)
+        options = {"signal.data.collection": f"{self.signal_db}.debezium_signal", **(source_options or {})}
+        self.cdc = Cdc(sandbox, [self.source_db], options)
+        self.source = self.cdc.config()
+        self.topic = self.cdc.topic(self.source_db, table)
+        sandbox.topics.add(self.topic)
+        self.sink = self.sink_config(sink_options, sink_class, label)
+        self.replicated = ReplicatedTable(self.source, self.sink, f"{self.source_db}.{table}")
+        self.target_table = self.sink.table_for(self.topic)
+        self.source_engine, self.target_engine = sandbox.engine(self.source_db), sandbox.engine(self.target_db)
+
+    def sink_config(self, options: dict[str, str] | None, sink_class: str, label: str) -> SinkConfig:
+        """A sink of ``sink_class`` on the table's topic, writing the target database."""
+        if sink_class == "debezium":
+            body = {
+                "name": f"test-dbz-sink-{self.sandbox.suffix}{label}",
+                "config": {
+                    "connector.class": DEBEZIUM_SINK_CLASS,
+                    "connection.url": self.sandbox.jdbc_url(self.target_db),
+                    "connection.username": "mungmo",
+                    "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+                    "topics": self.topic,
+                    **(DEBEZIUM_SINK if options is None else options),
+                },
+            }
+        else:
+            unwrap = {"transforms": "unwrap", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}
+            body = self.sandbox.sink_body(self.target_db, topics=self.topic, **{**REPAIRABLE_SINK, **unwrap,
+                                                                                  **(options or {})})  # fmt: skip
+            body["name"] += label
+        config = parse_connector(body)
+        assert isinstance(config, SinkConfig)
+        return config
+
+    def run_source(self, requests: tuple[SnapshotRequest, ...] = ()) -> CdcRun:
+        return self.cdc.run(requests)
+
+    def run_sink(self) -> SinkRun:
+        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
+
+    def replicate(self) -> None:
+        self.run_source()
+        self.run_sink()
+
+    def check(self, **options: Any) -> CheckResult:
+        """The check of the replicated table, running the sink to apply the source's point."""
+        options.setdefault("apply", self.run_sink)
+        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
+
+    def repair(self, scope: RepairScope) -> RepairResult:
+        target = RepairTarget(self.sink, self.target_engine)
+        repair = CdcRepair(self.source, self.source_engine, self.sandbox.kafka)
+        try:
+            return repair.repair(self.replicated.table, scope, [target])
+        finally:
+            self.cdc._register_topics()
+
+    def target(self, *statements: str) -> None:
+        """Statements on the target table, written ``{t}``."""
+        self.sandbox.execute(self.target_db, *(s.replace("{t}", f"`{self.target_table}`") for s in statements))
+
+    def source_rows(self, columns: str = "*", where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(self.source_db, f"SELECT {columns} FROM {self.table} WHERE {where} ORDER BY 1")
+
+    def target_rows(self, columns: str = "*", where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(
+            self.target_db, f"SELECT {columns} FROM `{self.target_table}` WHERE {where} ORDER BY 1"
         )
 
     def close(self) -> None:
