@@ -5,7 +5,6 @@ mode, and the repair through Kafka that every consumer of the topic sees."""
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
 from collections.abc import Callable, Iterator
@@ -24,18 +23,15 @@ from tests.support.consistency import (
     REPAIRABLE_SINK,
     SEOUL,
     Replication,
+    Traffic,
     ensure_time_zone,
     keys_of,
     run_check,
 )
 from tests.support.sandbox import Sandbox
-from tests.support.source import writer
-from tests.support.threads import Background
 
 SMALL = CheckSettings(chunk_seconds=0.05, piece_rows=64)
 ROWS = 5000
-UNTOUCHED = 100  # ids 1..100: the writer never writes them
-HOT = 150  # updated every fifth write: always ahead of the target
 
 
 @pytest.fixture
@@ -50,55 +46,6 @@ def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., Replication]]:
     yield make
     for replication in made:
         replication.close()
-
-
-class Traffic(Background):
-    """A writer inserting, updating and deleting source rows at a steady rate, and the real pipeline
-    (source run, then sink run) looping behind it, both in threads."""
-
-    def __init__(self, replication: Replication, writes_per_s: float = 40) -> None:
-        self.replication = replication
-        self.writes_per_s = writes_per_s
-        self.writes = 0
-        self.pipeline_runs = 0
-        super().__init__(self._write, self._replicate)
-
-    def _write(self) -> None:
-        rng = random.Random(11)
-        live = [key for key in range(UNTOUCHED + 1, ROWS + 1) if key != HOT]
-        conn = writer(self.replication.source_db)
-        conn.autocommit(True)
-        try:
-            with conn.cursor() as cursor:
-                while not self.stopping:
-                    action = rng.random()
-                    if self.writes % 5 == 0:
-                        cursor.execute("UPDATE members SET name = %s WHERE id = %s", (f"hot-{self.writes}", HOT))
-                    elif action < 0.4:
-                        cursor.execute("INSERT INTO members (name, score) VALUES (%s, %s)", ("new", rng.randint(0, 99)))
-                        live.append(cursor.lastrowid)
-                    elif action < 0.8:
-                        cursor.execute(
-                            "UPDATE members SET name = %s, score = %s WHERE id = %s",
-                            (f"upd-{rng.random():.6f}", rng.randint(0, 9999) / 100, rng.choice(live)),
-                        )
-                    else:
-                        cursor.execute("DELETE FROM members WHERE id = %s", (live.pop(rng.randrange(len(live))),))
-                    self.writes += 1
-                    time.sleep(1 / self.writes_per_s)
-        except BaseException as err:
-            self.errors.append(err)
-        finally:
-            conn.close()
-
-    def _replicate(self) -> None:
-        try:
-            while not self.stopping:
-                self.replication.replicate()
-                self.pipeline_runs += 1
-                time.sleep(0.3)
-        except BaseException as err:
-            self.errors.append(err)
 
 
 @pytest.mark.parametrize("mode", ["timestamp+incrementing", "incrementing"])

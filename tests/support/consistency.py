@@ -3,8 +3,10 @@ source-to-sink replication to check and repair (JDBC, and CDC with Debezium's so
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
+import time
 from typing import Any
 
 import pymysql
@@ -26,6 +28,8 @@ from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import SourceRun
 from tests.support.cdc import Cdc
 from tests.support.sandbox import Sandbox
+from tests.support.source import writer
+from tests.support.threads import Background
 
 SEOUL = "Asia/Seoul"
 
@@ -223,7 +227,11 @@ class CdcReplication:
                 },
             }
         else:
-            unwrap = {"transforms": "unwrap", "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState"}
+            unwrap = {
+                "transforms": "unwrap",
+                "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+                "table.name.format": self.table,  # a Debezium topic's dots are no table name
+            }
             body = self.sandbox.sink_body(self.target_db, topics=self.topic, **{**REPAIRABLE_SINK, **unwrap,
                                                                                   **(options or {})})  # fmt: skip
             body["name"] += label
@@ -269,3 +277,58 @@ class CdcReplication:
     def close(self) -> None:
         self.source_engine.dispose()
         self.target_engine.dispose()
+
+
+UNTOUCHED = 100  # ids 1..100: the writer never writes them
+HOT = 150  # updated every fifth write: always ahead of the target
+
+
+class Traffic(Background):
+    """A writer inserting, updating and deleting rows of a members table of ``rows`` rows at a steady rate
+    (ids up to ``UNTOUCHED`` never, ``HOT`` every fifth write), and the real pipeline (source run, then
+    sink run) looping behind it, both in threads."""
+
+    def __init__(self, replication: Replication | CdcReplication, writes_per_s: float = 40, rows: int = 5000) -> None:
+        self.replication = replication
+        self.writes_per_s = writes_per_s
+        self.rows = rows
+        self.writes = 0
+        self.pipeline_runs = 0
+        super().__init__(self._write, self._replicate)
+
+    def _write(self) -> None:
+        rng = random.Random(11)
+        live = [key for key in range(UNTOUCHED + 1, self.rows + 1) if key != HOT]
+        conn = writer(self.replication.source_db)
+        conn.autocommit(True)
+        try:
+            with conn.cursor() as cursor:
+                while not self.stopping:
+                    action = rng.random()
+                    if self.writes % 5 == 0:
+                        cursor.execute("UPDATE members SET name = %s WHERE id = %s", (f"hot-{self.writes}", HOT))
+                    elif action < 0.4:
+                        cursor.execute("INSERT INTO members (name, score) VALUES (%s, %s)", ("new", rng.randint(0, 99)))
+                        live.append(cursor.lastrowid)
+                    elif action < 0.8:
+                        cursor.execute(
+                            "UPDATE members SET name = %s, score = %s WHERE id = %s",
+                            (f"upd-{rng.random():.6f}", rng.randint(0, 9999) / 100, rng.choice(live)),
+                        )
+                    else:
+                        cursor.execute("DELETE FROM members WHERE id = %s", (live.pop(rng.randrange(len(live))),))
+                    self.writes += 1
+                    time.sleep(1 / self.writes_per_s)
+        except BaseException as err:
+            self.errors.append(err)
+        finally:
+            conn.close()
+
+    def _replicate(self) -> None:
+        try:
+            while not self.stopping:
+                self.replication.replicate()
+                self.pipeline_runs += 1
+                time.sleep(0.3)
+        except BaseException as err:
+            self.errors.append(err)
