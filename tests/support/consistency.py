@@ -215,17 +215,8 @@ class CdcReplication:
     def sink_config(self, options: dict[str, str] | None, sink_class: str, label: str) -> SinkConfig:
         """A sink of ``sink_class`` on the table's topic, writing the target database."""
         if sink_class == "debezium":
-            body = {
-                "name": f"test-dbz-sink-{self.sandbox.suffix}{label}",
-                "config": {
-                    "connector.class": DEBEZIUM_SINK_CLASS,
-                    "connection.url": self.sandbox.jdbc_url(self.target_db),
-                    "connection.username": "mungmo",
-                    "connection.password": "${env:MUNGMO_DB_PASSWORD}",
-                    "topics": self.topic,
-                    **(DEBEZIUM_SINK if options is None else options),
-                },
-            }
+            body = self.debezium_sink_body(self.sandbox, self.target_db, self.topic, options or DEBEZIUM_SINK)
+            body["name"] += label
         else:
             unwrap = {
                 "transforms": "unwrap",
@@ -238,6 +229,21 @@ class CdcReplication:
         config = parse_connector(body)
         assert isinstance(config, SinkConfig)
         return config
+
+    @staticmethod
+    def debezium_sink_body(sandbox: Sandbox, database: str, topic: str, options: dict[str, str]) -> dict[str, Any]:
+        """A Debezium JDBC sink body on ``topic``, writing ``database`` as the ``mungmo`` user."""
+        return {
+            "name": f"test-dbz-sink-{sandbox.suffix}",
+            "config": {
+                "connector.class": DEBEZIUM_SINK_CLASS,
+                "connection.url": sandbox.jdbc_url(database),
+                "connection.username": "mungmo",
+                "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+                "topics": topic,
+                **options,
+            },
+        }
 
     def run_source(self, requests: tuple[SnapshotRequest, ...] = ()) -> CdcRun:
         return self.cdc.run(requests)
