@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,16 +17,17 @@ from mungmo_pipelines.core.consistency.pipelines import end_offsets, stored_offs
 from mungmo_pipelines.core.consistency.repair import RepairScope
 from mungmo_pipelines.core.consistency.store import latest_result, save_result
 from mungmo_pipelines.core.errors import ConsistencyError
-from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
+from tests.support.cdc import read_raw
 from tests.support.consistency import (
     FILL_MEMBERS,
     REPAIRABLE_SINK,
     SEOUL,
     Replication,
     Traffic,
+    check_under_traffic,
     ensure_time_zone,
     keys_of,
-    run_check,
+    pipeline_fixture,
 )
 from tests.support.sandbox import Sandbox
 
@@ -34,18 +35,7 @@ SMALL = CheckSettings(chunk_seconds=0.05, piece_rows=64)
 ROWS = 5000
 
 
-@pytest.fixture
-def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., Replication]]:
-    made: list[Replication] = []
-
-    def make(**options: object) -> Replication:
-        replication = Replication(sandbox, **options)  # type: ignore[arg-type]
-        made.append(replication)
-        return replication
-
-    yield make
-    for replication in made:
-        replication.close()
+pipeline = pipeline_fixture(Replication)
 
 
 @pytest.mark.parametrize("mode", ["timestamp+incrementing", "incrementing"])
@@ -55,18 +45,8 @@ def test_a_writer_through_the_real_pipeline_gives_no_false_differences(
     replication = pipeline(mode=mode)
     sandbox.execute(replication.source_db, FILL_MEMBERS.format(rows=ROWS))
     replication.replicate()
-    with Traffic(replication) as traffic:
-        time.sleep(2)
-        # Compared with no point and no offset rule, rows on their way show as differences.
-        unsynced = run_check(sandbox, replication.replicated.spec, settings=SMALL)
-        written_before, runs_before = traffic.writes, traffic.pipeline_runs
-        result = replication.check(settings=SMALL)
-        written_during, runs_during = traffic.writes - written_before, traffic.pipeline_runs - runs_before
-    assert unsynced.differences, "the writer should make a check without the protocol see rows in flight"
-    assert result.differences == [], result.summary()
-    assert result.passed and result.caught_up and result.method == "chunks"
-    assert written_during >= 10 and runs_during >= 1, "the writer and the pipeline must run during the check"
-    assert result.stats.candidates > 0 and result.explained + result.in_flight
+    result = check_under_traffic(replication, SMALL).without_false_differences()
+    assert result.explained + result.in_flight
     start = result.positions["start"]
     assert set(start) == {"source_offset", "end_offsets"} and start["source_offset"] is not None
 
@@ -96,16 +76,8 @@ def test_broken_rows_are_named_while_a_writer_writes_through_the_pipeline(
 
 def consumed(replication: Replication, start: dict[int, int]) -> list[tuple[dict, dict | None]]:
     """What a plain kafka-python consumer (no group, read_committed) reads of the topic from ``start``."""
-    consumer = replication.sandbox.kafka.consumer(isolation_level="read_committed", enable_auto_commit=False)
-    try:
-        partitions = topic_partitions(consumer, replication.topic)
-        begin = {tp: start.get(tp.partition, 0) for tp in partitions}
-        return [
-            (json.loads(r.key), json.loads(r.value) if r.value is not None else None)
-            for r in read_to_end(consumer, partitions, begin)
-        ]
-    finally:
-        consumer.close()
+    records = read_raw(replication.sandbox, replication.topic, start=start)
+    return [(json.loads(r.key or b"null"), json.loads(r.value) if r.value is not None else None) for r in records]
 
 
 def documented_results_query() -> str:

@@ -7,9 +7,12 @@ import random
 import shutil
 import subprocess
 import time
-from typing import Any
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pymysql
+import pytest
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine, make_url
 
@@ -18,7 +21,7 @@ from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.config.sink import SinkConfig
-from mungmo_pipelines.core.consistency import CheckResult, TableSpec, check_table
+from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, TableSpec, check_table
 from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
 from mungmo_pipelines.core.consistency.repair import CdcRepair, JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.settings import mariadb_admin_url
@@ -100,7 +103,58 @@ FILL_MEMBERS = (
 REPAIRABLE_SINK = {"pk.mode": "record_key", "insert.mode": "upsert", "delete.enabled": "true", "auto.create": "true"}
 
 
-class Replication:
+class Pipeline:
+    """What a replication of either kind shares: its sink's runs and the check of its replicated table."""
+
+    sandbox: Sandbox
+    sink: SinkConfig
+    replicated: ReplicatedTable
+    source_engine: Engine
+    target_engine: Engine
+
+    def run_source(self) -> object:
+        raise NotImplementedError
+
+    def run_sink(self) -> SinkRun:
+        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
+
+    def replicate(self) -> None:
+        self.run_source()
+        self.run_sink()
+
+    def check(self, **options: Any) -> CheckResult:
+        """The check of the replicated table, running the sink to apply the source's point."""
+        options.setdefault("apply", self.run_sink)
+        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
+
+    def close(self) -> None:
+        self.source_engine.dispose()
+        self.target_engine.dispose()
+
+
+P = TypeVar("P", bound=Pipeline)
+
+
+def pipeline_fixture(kind: type[P]) -> Any:
+    """A fixture making pipelines of ``kind`` on the test's sandbox (options as its constructor's), closed after."""
+
+    @pytest.fixture
+    def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., P]]:
+        made: list[P] = []
+
+        def make(**options: Any) -> P:
+            replication = kind(sandbox, **options)  # type: ignore[call-arg]
+            made.append(replication)
+            return replication
+
+        yield make
+        for replication in made:
+            replication.close()
+
+    return pipeline
+
+
+class Replication(Pipeline):
     """A source table, the real JDBC source copying it to a topic and the real sink writing that topic's
     table, on a sandbox: the pipeline a check compares, and a repair repairs."""
 
@@ -140,18 +194,6 @@ class Replication:
     def run_source(self) -> SourceRun:
         return run_jdbc_source(self.source, self.source_engine, self.sandbox.kafka)
 
-    def run_sink(self) -> SinkRun:
-        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
-
-    def replicate(self) -> None:
-        self.run_source()
-        self.run_sink()
-
-    def check(self, **options: Any) -> CheckResult:
-        """The check of the replicated table, running the sink to apply the source's point."""
-        options.setdefault("apply", self.run_sink)
-        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
-
     def repair(self, scope: RepairScope, sinks: list[JdbcSinkConfig] | None = None) -> RepairResult:
         targets = [RepairTarget(sink, self.target_engine) for sink in sinks or [self.sink]]
         return JdbcRepair(self.source, self.source_engine, self.sandbox.kafka).repair(self.table, scope, targets)
@@ -166,10 +208,6 @@ class Replication:
             self.target_db, f"SELECT id, name, score, note FROM `{self.topic}` WHERE {where} ORDER BY id"
         )
 
-    def close(self) -> None:
-        self.source_engine.dispose()
-        self.target_engine.dispose()
-
 
 SIGNAL_DDL = "CREATE TABLE debezium_signal (id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)"
 # Debezium's JDBC sink as a repair needs it: upserts by the record key, deletes applied, tables created.
@@ -181,7 +219,7 @@ DEBEZIUM_SINK = {
 }
 
 
-class CdcReplication:
+class CdcReplication(Pipeline):
     """A source table, the real Debezium CDC source capturing its database (a signal table in a database
     of its own) and a real sink writing the table's topic: Debezium's JDBC sink by default, or the JDBC
     sink behind ``ExtractNewRecordState`` (``sink_class="jdbc"``)."""
@@ -248,18 +286,6 @@ class CdcReplication:
     def run_source(self, requests: tuple[SnapshotRequest, ...] = ()) -> CdcRun:
         return self.cdc.run(requests)
 
-    def run_sink(self) -> SinkRun:
-        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
-
-    def replicate(self) -> None:
-        self.run_source()
-        self.run_sink()
-
-    def check(self, **options: Any) -> CheckResult:
-        """The check of the replicated table, running the sink to apply the source's point."""
-        options.setdefault("apply", self.run_sink)
-        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
-
     def repair(self, scope: RepairScope) -> RepairResult:
         target = RepairTarget(self.sink, self.target_engine)
         repair = CdcRepair(self.source, self.source_engine, self.sandbox.kafka)
@@ -280,10 +306,6 @@ class CdcReplication:
             self.target_db, f"SELECT {columns} FROM `{self.target_table}` WHERE {where} ORDER BY 1"
         )
 
-    def close(self) -> None:
-        self.source_engine.dispose()
-        self.target_engine.dispose()
-
 
 UNTOUCHED = 100  # ids 1..100: the writer never writes them
 HOT = 150  # updated every fifth write: always ahead of the target
@@ -294,7 +316,7 @@ class Traffic(Background):
     (ids up to ``UNTOUCHED`` never, ``HOT`` every fifth write), and the real pipeline (source run, then
     sink run) looping behind it, both in threads."""
 
-    def __init__(self, replication: Replication | CdcReplication, writes_per_s: float = 40, rows: int = 5000) -> None:
+    def __init__(self, replication: Pipeline, writes_per_s: float = 40, rows: int = 5000) -> None:
         self.replication = replication
         self.writes_per_s = writes_per_s
         self.rows = rows
@@ -338,3 +360,35 @@ class Traffic(Background):
                 time.sleep(0.3)
         except BaseException as err:
             self.errors.append(err)
+
+
+@dataclass
+class UnderTraffic:
+    """A check made while :class:`Traffic` wrote and replicated: the check, the same tables compared with no
+    point and no rule for rows not sent yet, and the writes and pipeline runs during the check."""
+
+    result: CheckResult
+    unsynced: CheckResult
+    writes: int
+    pipeline_runs: int
+
+    def without_false_differences(self) -> CheckResult:
+        """The check, once asserted to have found no difference while the writer and the pipeline ran,
+        where the unsynchronised comparison saw rows in flight as differences."""
+        assert self.unsynced.differences, "the writer should make a check without the protocol see rows in flight"
+        result = self.result
+        assert result.differences == [], result.summary()
+        assert result.passed and result.caught_up and result.method == "chunks"
+        assert self.writes >= 10 and self.pipeline_runs >= 1, "the writer and the pipeline must run during the check"
+        assert result.stats.candidates > 0
+        return result
+
+
+def check_under_traffic(pipeline: Pipeline, settings: CheckSettings) -> UnderTraffic:
+    with Traffic(pipeline) as traffic:
+        time.sleep(2)
+        unsynced = run_check(pipeline.sandbox, pipeline.replicated.spec, settings=settings)
+        written_before, runs_before = traffic.writes, traffic.pipeline_runs
+        result = pipeline.check(settings=settings)
+        writes, runs = traffic.writes - written_before, traffic.pipeline_runs - runs_before
+    return UnderTraffic(result, unsynced, writes, runs)
