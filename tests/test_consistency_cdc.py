@@ -14,11 +14,16 @@ from collections.abc import Callable
 import pytest
 
 from mungmo_pipelines.core.consistency import CheckSettings
+from mungmo_pipelines.core.consistency.cdc import BinlogChanges
 from mungmo_pipelines.core.consistency.pipelines import end_offsets, stored_offset
 from mungmo_pipelines.core.consistency.repair import RepairScope
 from mungmo_pipelines.core.errors import ConsistencyError
+from mungmo_pipelines.core.mariadb.binlog import BinlogReader, RowChange
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
+from mungmo_pipelines.core.mariadb.connection import server_of
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
+from tests.support.binlog import head as binlog_head
+from tests.support.binlog import replica_settings
 from tests.support.cdc import fold, read_raw
 from tests.support.consistency import (
     FILL_MEMBERS,
@@ -330,3 +335,40 @@ def test_what_a_cdc_repair_cannot_do_is_named(pipeline: Callable[..., CdcReplica
     assert keys_of(result, "extra") == {9}
     kept = "has delete.enabled=false: rows deleted from the source stay in the target and show as extra"
     assert f"sink {skipping.sink.name!r} {kept}" in result.notes
+
+
+def test_the_binlog_rule_reads_beside_a_replica_without_ending_its_dump(sandbox: Sandbox) -> None:
+    """The rule reads the binary log with server id 0: the server ends an older dump of the same id only for
+    a non-zero id, so a running source keeps its dump (a reader under the source's own id ends it)."""
+    database = sandbox.database("src")
+    sandbox.execute(database, "CREATE TABLE t (id INT PRIMARY KEY, v INT)", "INSERT INTO t VALUES (1, 1)")
+    settings = replica_settings()
+    running = BinlogReader(settings, binlog_head(), include=lambda db, table: db == database)
+    seen: list[object] = []
+
+    def follow() -> None:
+        try:
+            seen.extend(change for change in running if type(change) is RowChange)
+        except Exception as err:  # the server ended the dump
+            seen.append(err)
+
+    follower = threading.Thread(target=follow)
+    follower.start()
+    try:
+        time.sleep(0.5)
+        offset = {"gtids": str(binlog_head().gtids), "file": "", "pos": 4}
+        sandbox.execute(database, "UPDATE t SET v = 2 WHERE id = 1", "INSERT INTO t VALUES (2, 2)")
+        rule = BinlogChanges(server_of(sandbox.admin), database, "t")
+        assert rule.unsent_keys({"source_offset": offset}, ("id",)).keys == {(1,), (2,)}
+        sandbox.execute(database, "DELETE FROM t WHERE id = 2")
+        deadline = time.monotonic() + 10
+        while len(seen) < 3 and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert [type(change) for change in seen] == [RowChange] * 3 and running.connections == 1
+        # A reader under the running one's id (a check reading as the source would) ends its dump.
+        list(BinlogReader(settings, binlog_head(), blocking=False))
+        follower.join(timeout=10)
+        assert "A slave with the same server_uuid/server_id is already connected" in str(seen[-1])
+    finally:
+        running.close()
+        follower.join(timeout=10)
