@@ -13,10 +13,14 @@ from collections.abc import Callable
 
 import pytest
 
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
+from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS
+from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.consistency import CheckSettings
 from mungmo_pipelines.core.consistency.cdc import BinlogChanges
 from mungmo_pipelines.core.consistency.pipelines import end_offsets, stored_offset
-from mungmo_pipelines.core.consistency.repair import RepairScope
+from mungmo_pipelines.core.consistency.repair import RepairScope, sink_limits
 from mungmo_pipelines.core.errors import ConsistencyError
 from mungmo_pipelines.core.mariadb.binlog import BinlogReader, RowChange
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
@@ -26,6 +30,7 @@ from tests.support.binlog import head as binlog_head
 from tests.support.binlog import replica_settings
 from tests.support.cdc import fold, read_raw
 from tests.support.consistency import (
+    DEBEZIUM_SINK,
     FILL_MEMBERS,
     HOT,
     CdcReplication,
@@ -372,3 +377,47 @@ def test_the_binlog_rule_reads_beside_a_replica_without_ending_its_dump(sandbox:
     finally:
         running.close()
         follower.join(timeout=10)
+
+
+def _sink(connector_class: str, **options: str) -> SinkConfig:
+    config = parse_connector(
+        {
+            "name": "limits",
+            "config": {
+                "connector.class": connector_class,
+                "connection.url": "jdbc:mariadb://localhost:3306/t",
+                "connection.username" if connector_class == DEBEZIUM_SINK_CLASS else "connection.user": "u",
+                "topics": "p.db.t",
+                "table.name.format": "t",
+                **options,
+            },
+        }
+    )
+    assert isinstance(config, SinkConfig)
+    return config
+
+
+UNWRAP = {"transforms": "u", "transforms.u.type": "io.debezium.transforms.ExtractNewRecordState"}
+KEYED = {"pk.mode": "record_key", "insert.mode": "upsert"}
+
+
+@pytest.mark.parametrize(
+    ("connector_class", "options", "delete_events", "stops", "limit"),
+    [
+        (DEBEZIUM_SINK_CLASS, DEBEZIUM_SINK, True, False, ""),
+        (DEBEZIUM_SINK_CLASS, {**DEBEZIUM_SINK, "delete.enabled": "false"}, True, False, "it skips deletes"),
+        (JDBC_SINK_CLASS, {**KEYED, **UNWRAP, "delete.enabled": "true"}, True, False, ""),
+        (JDBC_SINK_CLASS, {**KEYED, **UNWRAP}, True, True, "it cannot apply a tombstone"),
+        (JDBC_SINK_CLASS, {**KEYED, **UNWRAP, "transforms.u.delete.handling.mode": "drop"}, True, False, "drops"),
+        (JDBC_SINK_CLASS, {**KEYED, **UNWRAP, "transforms.u.delete.tombstone.handling.mode": "rewrite"}, True, False,
+         "rewrites a delete as a row with __deleted"),
+        (JDBC_SINK_CLASS, {**KEYED, **UNWRAP}, False, False, "drops deletes"),  # a JDBC repair's tombstones alone
+        (JDBC_SINK_CLASS, KEYED, False, True, "it cannot apply a tombstone"),
+    ],
+)  # fmt: skip
+def test_what_each_sink_does_with_a_repairs_deletes(
+    connector_class: str, options: dict[str, str], delete_events: bool, stops: bool, limit: str
+) -> None:
+    harm, limits, stopping = sink_limits(_sink(connector_class, **options), delete_events)
+    assert (harm, stopping) == ("", stops)
+    assert any(limit in text for text in limits) if limit else limits == [], limits

@@ -131,6 +131,10 @@ def policy_markdown() -> str:
     lines = ["| mode | explained (not defects) | why | row counts pass when |", "| --- | --- | --- | --- |"]
     for mode, kinds in _EXPLAINS.items():
         explained = ", ".join(sorted(kinds)) or "nothing"
-        counts = "target >= rows the source has sent" if EXTRA in kinds else "target = source"
+        counts = (
+            "target >= rows the source has sent"
+            if EXTRA in kinds
+            else "target = source, give or take the keys changed after what the source has sent"
+        )
         lines.append(f"| {mode} | {explained} | {_WHY[mode]} | {counts} |")
     return "\n".join(lines)

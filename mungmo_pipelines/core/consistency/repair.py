@@ -202,6 +202,11 @@ def sink_limits(sink: SinkConfig, delete_events: bool = False) -> tuple[str, lis
         )
     elif sink.reads_change_events and not sink.delete_enabled:
         limits.append("delete.enabled=false: it skips deletes, so rows the source no longer has stay in its table")
+    elif sink.reads_change_events and sink.pk_mode is PkMode.RECORD_VALUE and not delete_events:
+        limits.append(
+            f"{sink.PK_MODE_OPTION}=record_value: it skips a tombstone (no row to take the key from), so rows the "
+            "source no longer has stay in its table"
+        )
     return harm, limits, stops
 
 
