@@ -18,7 +18,15 @@ from mungmo_pipelines.core.consistency.store import latest_result
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.schedules.consistency import COUNT_SCHEDULE, ROWS_SCHEDULE
 from mungmo_pipelines.sensors.source_changes import CONNECTOR_TAG
-from tests.support.consistency import FILL_MEMBERS, MEMBERS_DDL, REPAIRABLE_SINK
+from tests.support.cdc import Cdc
+from tests.support.consistency import (
+    DEBEZIUM_SINK,
+    FILL_MEMBERS,
+    MEMBERS_DDL,
+    REPAIRABLE_SINK,
+    SIGNAL_DDL,
+    CdcReplication,
+)
 from tests.support.sandbox import Sandbox
 
 
@@ -187,3 +195,74 @@ def test_the_schedules_and_their_default_status(project: Project) -> None:
         "STOPPED",
     )
     assert rows.execution_timezone == count.execution_timezone == "Asia/Seoul"
+
+
+class CdcProject(Project):
+    """A Debezium CDC source (a signal table of its own) and Debezium's JDBC sink on its members topic
+    (its own bodies: Project.__init__ writes a JDBC pair)."""
+
+    def __init__(self, sandbox: Sandbox, tmp_path: Path) -> None:
+        self.sandbox = sandbox
+        self.source_db, self.target_db = sandbox.database("src"), sandbox.database("tgt")
+        signal_db = sandbox.database("sig")
+        sandbox.execute(self.source_db, MEMBERS_DDL, FILL_MEMBERS.format(rows=300))
+        sandbox.execute(signal_db, SIGNAL_DDL)
+        cdc = Cdc(sandbox, [self.source_db], {"signal.data.collection": f"{signal_db}.debezium_signal"})
+        self.topic = cdc.topic(self.source_db, "members")
+        sandbox.topics.update({self.topic, cdc.topic(signal_db, "debezium_signal")})
+        source = cdc.body()
+        sink = CdcReplication.debezium_sink_body(sandbox, self.target_db, self.topic, DEBEZIUM_SINK)
+        for body in (source, sink):
+            (tmp_path / f"{body['name']}.json").write_text(json.dumps(body))
+        self.source_name, self.sink_name = source["name"], sink["name"]
+        self.connectors = load_connectors(tmp_path)
+        self.defs = build_definitions(self.connectors)
+        self.instance = DagsterInstance.ephemeral()
+        self.table = self.topic.replace(".", "_")
+        self.target = AssetKey([self.target_db, self.table])
+
+
+def test_cdc_targets_are_checked_after_their_runs_and_repaired_by_the_cdc_repair_job(
+    sandbox: Sandbox, tmp_path: Path
+) -> None:
+    project = CdcProject(sandbox, tmp_path)
+    try:
+        checks = project.defs.resolve_asset_graph().asset_check_keys
+        assert {AssetCheckKey(project.target, ROWS_CHECK), AssetCheckKey(project.target, COUNT_CHECK)} <= checks
+        source = project.connectors.sources[0]
+        result = project.run(pipeline_job_name(source))
+        assert result.success
+        (rows,), (count,) = project.evaluations(result)[ROWS_CHECK], project.evaluations(result)[COUNT_CHECK]
+        assert rows.passed and count.passed, rows.description
+        metadata = values(rows)
+        assert (metadata["source_rows"], metadata["target_rows"], metadata["in_flight"]) == (300, 300, 0)
+        assert set(metadata["compared_position"]) == {"source_offset", "end_offsets"}
+        assert metadata["compared_position"]["source_offset"]["gtids"]
+
+        table = f"`{project.table}`"
+        sandbox.execute(
+            project.target_db,
+            f"DELETE FROM {table} WHERE id = 10",
+            f"UPDATE {table} SET name = 'edited by hand' WHERE id = 20",
+            f"INSERT INTO {table} (id, name, updated_at) VALUES (999, 'extra', NOW())",
+        )
+        checked = project.run(ROWS_CHECK_JOB)
+        (failed,) = project.evaluations(checked)[ROWS_CHECK]
+        assert not failed.passed and failed.description == "1 missing, 1 extra, 1 different"
+
+        repair = project.defs.resolve_job_def(f"{job_name(project.source_name)}_repair")
+        assert repair.tags[CONNECTOR_TAG] == project.source_name
+        repaired = project.run(repair.name, {"ops": {repair.nodes[0].name: {"config": {"last_check": True}}}})
+        assert repaired.success
+        (after,) = project.evaluations(repaired)[ROWS_CHECK]
+        assert after.passed, after.description
+        observation = next(
+            e.event_specific_data.asset_observation
+            for e in repaired.all_events
+            if e.event_type_value == "ASSET_OBSERVATION"
+            and e.event_specific_data.asset_observation.asset_key == AssetKey(["kafka", project.topic])
+        )
+        sent = {name: observation.metadata[f"repair_{name}"].value for name in ("rows_sent", "delete_events_sent")}
+        assert sent == {"rows_sent": 2, "delete_events_sent": 1}
+    finally:
+        project.instance.dispose()

@@ -5,10 +5,9 @@ mode, and the repair through Kafka that every consumer of the topic sees."""
 from __future__ import annotations
 
 import json
-import random
 import re
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -18,87 +17,25 @@ from mungmo_pipelines.core.consistency.pipelines import end_offsets, stored_offs
 from mungmo_pipelines.core.consistency.repair import RepairScope
 from mungmo_pipelines.core.consistency.store import latest_result, save_result
 from mungmo_pipelines.core.errors import ConsistencyError
-from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
+from tests.support.cdc import read_raw
 from tests.support.consistency import (
     FILL_MEMBERS,
     REPAIRABLE_SINK,
     SEOUL,
     Replication,
+    Traffic,
+    check_under_traffic,
     ensure_time_zone,
     keys_of,
-    run_check,
+    pipeline_fixture,
 )
 from tests.support.sandbox import Sandbox
-from tests.support.source import writer
-from tests.support.threads import Background
 
 SMALL = CheckSettings(chunk_seconds=0.05, piece_rows=64)
 ROWS = 5000
-UNTOUCHED = 100  # ids 1..100: the writer never writes them
-HOT = 150  # updated every fifth write: always ahead of the target
 
 
-@pytest.fixture
-def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., Replication]]:
-    made: list[Replication] = []
-
-    def make(**options: object) -> Replication:
-        replication = Replication(sandbox, **options)  # type: ignore[arg-type]
-        made.append(replication)
-        return replication
-
-    yield make
-    for replication in made:
-        replication.close()
-
-
-class Traffic(Background):
-    """A writer inserting, updating and deleting source rows at a steady rate, and the real pipeline
-    (source run, then sink run) looping behind it, both in threads."""
-
-    def __init__(self, replication: Replication, writes_per_s: float = 40) -> None:
-        self.replication = replication
-        self.writes_per_s = writes_per_s
-        self.writes = 0
-        self.pipeline_runs = 0
-        super().__init__(self._write, self._replicate)
-
-    def _write(self) -> None:
-        rng = random.Random(11)
-        live = [key for key in range(UNTOUCHED + 1, ROWS + 1) if key != HOT]
-        conn = writer(self.replication.source_db)
-        conn.autocommit(True)
-        try:
-            with conn.cursor() as cursor:
-                while not self.stopping:
-                    action = rng.random()
-                    if self.writes % 5 == 0:
-                        cursor.execute("UPDATE members SET name = %s WHERE id = %s", (f"hot-{self.writes}", HOT))
-                    elif action < 0.4:
-                        cursor.execute("INSERT INTO members (name, score) VALUES (%s, %s)", ("new", rng.randint(0, 99)))
-                        live.append(cursor.lastrowid)
-                    elif action < 0.8:
-                        cursor.execute(
-                            "UPDATE members SET name = %s, score = %s WHERE id = %s",
-                            (f"upd-{rng.random():.6f}", rng.randint(0, 9999) / 100, rng.choice(live)),
-                        )
-                    else:
-                        cursor.execute("DELETE FROM members WHERE id = %s", (live.pop(rng.randrange(len(live))),))
-                    self.writes += 1
-                    time.sleep(1 / self.writes_per_s)
-        except BaseException as err:
-            self.errors.append(err)
-        finally:
-            conn.close()
-
-    def _replicate(self) -> None:
-        try:
-            while not self.stopping:
-                self.replication.replicate()
-                self.pipeline_runs += 1
-                time.sleep(0.3)
-        except BaseException as err:
-            self.errors.append(err)
+pipeline = pipeline_fixture(Replication)
 
 
 @pytest.mark.parametrize("mode", ["timestamp+incrementing", "incrementing"])
@@ -108,18 +45,8 @@ def test_a_writer_through_the_real_pipeline_gives_no_false_differences(
     replication = pipeline(mode=mode)
     sandbox.execute(replication.source_db, FILL_MEMBERS.format(rows=ROWS))
     replication.replicate()
-    with Traffic(replication) as traffic:
-        time.sleep(2)
-        # Compared with no point and no offset rule, rows on their way show as differences.
-        unsynced = run_check(sandbox, replication.replicated.spec, settings=SMALL)
-        written_before, runs_before = traffic.writes, traffic.pipeline_runs
-        result = replication.check(settings=SMALL)
-        written_during, runs_during = traffic.writes - written_before, traffic.pipeline_runs - runs_before
-    assert unsynced.differences, "the writer should make a check without the protocol see rows in flight"
-    assert result.differences == [], result.summary()
-    assert result.passed and result.caught_up and result.method == "chunks"
-    assert written_during >= 10 and runs_during >= 1, "the writer and the pipeline must run during the check"
-    assert result.stats.candidates > 0 and result.explained + result.in_flight
+    result = check_under_traffic(replication, SMALL).without_false_differences()
+    assert result.explained + result.in_flight
     start = result.positions["start"]
     assert set(start) == {"source_offset", "end_offsets"} and start["source_offset"] is not None
 
@@ -149,16 +76,8 @@ def test_broken_rows_are_named_while_a_writer_writes_through_the_pipeline(
 
 def consumed(replication: Replication, start: dict[int, int]) -> list[tuple[dict, dict | None]]:
     """What a plain kafka-python consumer (no group, read_committed) reads of the topic from ``start``."""
-    consumer = replication.sandbox.kafka.consumer(isolation_level="read_committed", enable_auto_commit=False)
-    try:
-        partitions = topic_partitions(consumer, replication.topic)
-        begin = {tp: start.get(tp.partition, 0) for tp in partitions}
-        return [
-            (json.loads(r.key), json.loads(r.value) if r.value is not None else None)
-            for r in read_to_end(consumer, partitions, begin)
-        ]
-    finally:
-        consumer.close()
+    records = read_raw(replication.sandbox, replication.topic, start=start)
+    return [(json.loads(r.key or b"null"), json.loads(r.value) if r.value is not None else None) for r in records]
 
 
 def documented_results_query() -> str:

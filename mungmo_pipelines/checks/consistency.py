@@ -176,7 +176,7 @@ def consistency_check(replicated: ReplicatedTable, check_name: str, what: str) -
         name=check_name,
         blocking=replicated.sink.consistency_blocking,
         description=f"`{replicated.spec.source_label}` (source `{replicated.source.name}`, mode "
-        f"{replicated.source.mode}) against this table (sink `{replicated.sink.name}`): {what}, at the source's "
+        f"{replicated.mode}) against this table (sink `{replicated.sink.name}`): {what}, at the source's "
         "stored offset once the sink has applied it.",
     )
     def evaluate(

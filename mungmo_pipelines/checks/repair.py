@@ -2,10 +2,12 @@
 
 ``<source>_repair`` takes keys, key ranges, or "the differences the last check found" (the latest
 ``rows_match_source`` result stored in each target database), sends the source's current rows for
-them and tombstones for the keys it no longer has (``core/consistency/repair.py``), then runs the
-checks of the repaired tables (which run the sinks to apply the repair) and records their results
-as the checks' own evaluations. Runs carry the source's connector tag, so the run queue never
-starts one beside a run of the source (they share its transactional id).
+them and deletes for the keys it no longer has (``core/consistency/repair.py``: a JDBC source's rows
+and tombstones; a CDC source's incremental snapshot with additional conditions, as one run of the
+source, and delete events), then runs the checks of the repaired tables (which run the sinks to
+apply the repair) and records their results as the checks' own evaluations. Runs carry the
+source's connector tag, so the run queue never starts one beside a run of the source (they share
+its transactional id).
 """
 
 from collections.abc import Sequence
@@ -26,6 +28,7 @@ from pydantic import Field
 
 from mungmo_pipelines.assets.keys import job_name, topic_key
 from mungmo_pipelines.checks.consistency import ROWS_CHECK, check_outcome, evaluation
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable
@@ -40,8 +43,8 @@ from mungmo_pipelines.sensors.source_changes import CONNECTOR_TAG
 class RepairConfig(Config):
     table: str = Field(
         default="",
-        description="The source table to repair. May be left empty when the source reads one table, or with "
-        "last_check (every table with a stored check result).",
+        description="The source table to repair (a CDC source's as <db>.<table>). May be left empty when the source "
+        "reads one table, or with last_check (every table with a stored check result).",
     )
     keys: list[Any] = Field(
         default=[],
@@ -86,7 +89,10 @@ def _ranges(config: RepairConfig) -> tuple[tuple[tuple[Any, ...] | None, tuple[A
 
 
 def repair_job(
-    source: JdbcSourceConfig, tables: Sequence[str], sinks: Sequence[SinkConfig], replicated: Sequence[ReplicatedTable]
+    source: JdbcSourceConfig | DebeziumSourceConfig,
+    tables: Sequence[str],
+    sinks: Sequence[SinkConfig],
+    replicated: Sequence[ReplicatedTable],
 ) -> JobDefinition:
     """The repair job of ``source``: ``tables`` it reads, ``sinks`` reading its topics, ``replicated`` the
     checked tables among them."""
@@ -141,7 +147,12 @@ def repair_job(
         executor_def=in_process_executor,
         tags={CONNECTOR_TAG: source.name},
         description=f"Send rows of `{source.name}` through Kafka again (keys, ranges or what the last check found), "
-        "tombstones for rows it no longer has, then check the repaired tables.",
+        "deletes for rows it no longer has, then check the repaired tables."
+        + (
+            " Runs the CDC source: its incremental snapshot re-reads the rows."
+            if isinstance(source, DebeziumSourceConfig)
+            else ""
+        ),
     )
     def repair_source() -> None:
         repair()
@@ -168,10 +179,13 @@ def _last_check(
 
 def _report(context: OpExecutionContext, result: RepairResult) -> None:
     withheld = len(result.tombstones_withheld)
+    deleted = f", {result.rows_deleted} delete events" if result.rows_deleted else ""
     context.log.info(
-        f"{result.table} -> {result.topic}: {result.rows_sent} rows and {result.tombstones_sent} tombstones sent"
-        + (f"; {withheld} tombstones withheld" if withheld else "")
+        f"{result.table} -> {result.topic}: {result.rows_sent} rows{deleted} and {result.tombstones_sent} tombstones "
+        "sent" + (f"; {withheld} tombstones withheld" if withheld else "")
     )
+    for note in result.notes:
+        context.log.info(f"{result.table}: {note}")
     for sink, limits in result.sinks.items():
         for limit in limits:
             context.log.warning(f"sink {sink!r}: {limit}")
@@ -181,6 +195,7 @@ def _report(context: OpExecutionContext, result: RepairResult) -> None:
             metadata={
                 "repair_rows_sent": result.rows_sent,
                 "repair_tombstones_sent": result.tombstones_sent,
+                "repair_delete_events_sent": result.rows_deleted,
                 "repair_tombstones_withheld": withheld,
                 "repair_keys_requested": result.keys_requested,
                 "repair_ranges": result.ranges,
@@ -193,11 +208,11 @@ def _report(context: OpExecutionContext, result: RepairResult) -> None:
 
 
 def repair_jobs(topology: Topology, replicated: Sequence[ReplicatedTable]) -> list[JobDefinition]:
-    """A repair job per JDBC source connector that has sinks and known tables."""
+    """A repair job per source connector (JDBC or CDC) that has sinks and known tables."""
     jobs = []
     for node in topology.sources:
         pipeline = topology.pipeline_of(node.config)
-        if pipeline is None or not isinstance(node.config, JdbcSourceConfig) or not node.tables:
+        if pipeline is None or not node.tables:
             continue
         checked = [r for r in replicated if r.source.name == node.config.name]
         jobs.append(repair_job(node.config, node.tables, pipeline.sinks, checked))

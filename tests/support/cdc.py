@@ -104,16 +104,20 @@ class Cdc:
         return stored.get(offset_key(self.body()["name"], server_partition(self.prefix)))
 
 
-def read_raw(sandbox: Sandbox, topic: str, isolation: str = "read_committed") -> list[Raw]:
+def read_raw(
+    sandbox: Sandbox, topic: str, isolation: str = "read_committed", start: dict[int, int] | None = None
+) -> list[Raw]:
+    """What a plain consumer (no group) reads of ``topic``, from ``start`` (partition -> offset) or the beginning."""
     consumer = sandbox.kafka.consumer(isolation_level=isolation, enable_auto_commit=False)
     try:
         try:
             partitions = topic_partitions(consumer, topic)
         except LookupError:
             return []
+        begin = {tp: (start or {}).get(tp.partition, 0) for tp in partitions}
         return [
             Raw(r.topic, r.key, r.value, [(k, bytes(v)) for k, v in (r.headers or [])])
-            for r in read_to_end(consumer, partitions)
+            for r in read_to_end(consumer, partitions, begin)
         ]
     finally:
         consumer.close()

@@ -1,27 +1,38 @@
 """Shared helpers for the consistency tests: run a check on sandbox databases, load a time zone, a real
-source-to-sink replication to check and repair."""
+source-to-sink replication to check and repair (JDBC, and CDC with Debezium's source and sink)."""
 
 from __future__ import annotations
 
+import random
 import shutil
 import subprocess
-from typing import Any
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from typing import Any, TypeVar
 
 import pymysql
+import pytest
 from pymysql.constants import CLIENT
 from sqlalchemy import Engine, make_url
 
+from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import parse_connector
-from mungmo_pipelines.core.consistency import CheckResult, TableSpec, check_table
+from mungmo_pipelines.core.config.sink import SinkConfig
+from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, TableSpec, check_table
 from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
-from mungmo_pipelines.core.consistency.repair import JdbcRepair, RepairResult, RepairScope, RepairTarget
+from mungmo_pipelines.core.consistency.repair import CdcRepair, JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
+from mungmo_pipelines.core.source.cdc.reader import CdcRun, SnapshotRequest
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import SourceRun
+from tests.support.cdc import Cdc
 from tests.support.sandbox import Sandbox
+from tests.support.source import writer
+from tests.support.threads import Background
 
 SEOUL = "Asia/Seoul"
 
@@ -92,7 +103,58 @@ FILL_MEMBERS = (
 REPAIRABLE_SINK = {"pk.mode": "record_key", "insert.mode": "upsert", "delete.enabled": "true", "auto.create": "true"}
 
 
-class Replication:
+class Pipeline:
+    """What a replication of either kind shares: its sink's runs and the check of its replicated table."""
+
+    sandbox: Sandbox
+    sink: SinkConfig
+    replicated: ReplicatedTable
+    source_engine: Engine
+    target_engine: Engine
+
+    def run_source(self) -> object:
+        raise NotImplementedError
+
+    def run_sink(self) -> SinkRun:
+        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
+
+    def replicate(self) -> None:
+        self.run_source()
+        self.run_sink()
+
+    def check(self, **options: Any) -> CheckResult:
+        """The check of the replicated table, running the sink to apply the source's point."""
+        options.setdefault("apply", self.run_sink)
+        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
+
+    def close(self) -> None:
+        self.source_engine.dispose()
+        self.target_engine.dispose()
+
+
+P = TypeVar("P", bound=Pipeline)
+
+
+def pipeline_fixture(kind: type[P]) -> Any:
+    """A fixture making pipelines of ``kind`` on the test's sandbox (options as its constructor's), closed after."""
+
+    @pytest.fixture
+    def pipeline(sandbox: Sandbox) -> Iterator[Callable[..., P]]:
+        made: list[P] = []
+
+        def make(**options: Any) -> P:
+            replication = kind(sandbox, **options)  # type: ignore[call-arg]
+            made.append(replication)
+            return replication
+
+        yield make
+        for replication in made:
+            replication.close()
+
+    return pipeline
+
+
+class Replication(Pipeline):
     """A source table, the real JDBC source copying it to a topic and the real sink writing that topic's
     table, on a sandbox: the pipeline a check compares, and a repair repairs."""
 
@@ -132,18 +194,6 @@ class Replication:
     def run_source(self) -> SourceRun:
         return run_jdbc_source(self.source, self.source_engine, self.sandbox.kafka)
 
-    def run_sink(self) -> SinkRun:
-        return JdbcSink(self.sink, self.target_engine, self.sandbox.kafka).run()
-
-    def replicate(self) -> None:
-        self.run_source()
-        self.run_sink()
-
-    def check(self, **options: Any) -> CheckResult:
-        """The check of the replicated table, running the sink to apply the source's point."""
-        options.setdefault("apply", self.run_sink)
-        return check_replicated(self.replicated, self.source_engine, self.target_engine, self.sandbox.kafka, **options)
-
     def repair(self, scope: RepairScope, sinks: list[JdbcSinkConfig] | None = None) -> RepairResult:
         targets = [RepairTarget(sink, self.target_engine) for sink in sinks or [self.sink]]
         return JdbcRepair(self.source, self.source_engine, self.sandbox.kafka).repair(self.table, scope, targets)
@@ -158,6 +208,187 @@ class Replication:
             self.target_db, f"SELECT id, name, score, note FROM `{self.topic}` WHERE {where} ORDER BY id"
         )
 
-    def close(self) -> None:
-        self.source_engine.dispose()
-        self.target_engine.dispose()
+
+SIGNAL_DDL = "CREATE TABLE debezium_signal (id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)"
+# Debezium's JDBC sink as a repair needs it: upserts by the record key, deletes applied, tables created.
+DEBEZIUM_SINK = {
+    "insert.mode": "upsert",
+    "primary.key.mode": "record_key",
+    "delete.enabled": "true",
+    "schema.evolution": "basic",
+}
+
+
+class CdcReplication(Pipeline):
+    """A source table, the real Debezium CDC source capturing its database (a signal table in a database
+    of its own) and a real sink writing the table's topic: Debezium's JDBC sink by default, or the JDBC
+    sink behind ``ExtractNewRecordState`` (``sink_class="jdbc"``)."""
+
+    def __init__(
+        self,
+        sandbox: Sandbox,
+        ddl: str = MEMBERS_DDL,
+        table: str = "members",
+        source_options: dict[str, str] | None = None,
+        sink_options: dict[str, str] | None = None,
+        sink_class: str = "debezium",
+        label: str = "",
+    ) -> None:
+        self.sandbox = sandbox
+        self.table = table
+        self.source_db, self.target_db = sandbox.database(f"src{label}"), sandbox.database(f"tgt{label}")
+        self.signal_db = sandbox.database(f"sig{label}")
+        sandbox.execute(self.source_db, ddl)
+        sandbox.execute(self.signal_db, SIGNAL_DDL)
+        options = {"signal.data.collection": f"{self.signal_db}.debezium_signal", **(source_options or {})}
+        self.cdc = Cdc(sandbox, [self.source_db], options)
+        self.source = self.cdc.config()
+        self.topic = self.cdc.topic(self.source_db, table)
+        sandbox.topics.add(self.topic)
+        self.sink = self.sink_config(sink_options, sink_class, label)
+        self.replicated = ReplicatedTable(self.source, self.sink, f"{self.source_db}.{table}")
+        self.target_table = self.sink.table_for(self.topic)
+        self.source_engine, self.target_engine = sandbox.engine(self.source_db), sandbox.engine(self.target_db)
+
+    def sink_config(self, options: dict[str, str] | None, sink_class: str, label: str) -> SinkConfig:
+        """A sink of ``sink_class`` on the table's topic, writing the target database."""
+        if sink_class == "debezium":
+            body = self.debezium_sink_body(self.sandbox, self.target_db, self.topic, options or DEBEZIUM_SINK)
+            body["name"] += label
+        else:
+            unwrap = {
+                "transforms": "unwrap",
+                "transforms.unwrap.type": "io.debezium.transforms.ExtractNewRecordState",
+                "table.name.format": self.table,  # a Debezium topic's dots are no table name
+            }
+            body = self.sandbox.sink_body(self.target_db, topics=self.topic, **{**REPAIRABLE_SINK, **unwrap,
+                                                                                  **(options or {})})  # fmt: skip
+            body["name"] += label
+        config = parse_connector(body)
+        assert isinstance(config, SinkConfig)
+        return config
+
+    @staticmethod
+    def debezium_sink_body(sandbox: Sandbox, database: str, topic: str, options: dict[str, str]) -> dict[str, Any]:
+        """A Debezium JDBC sink body on ``topic``, writing ``database`` as the ``mungmo`` user."""
+        return {
+            "name": f"test-dbz-sink-{sandbox.suffix}",
+            "config": {
+                "connector.class": DEBEZIUM_SINK_CLASS,
+                "connection.url": sandbox.jdbc_url(database),
+                "connection.username": "mungmo",
+                "connection.password": "${env:MUNGMO_DB_PASSWORD}",
+                "topics": topic,
+                **options,
+            },
+        }
+
+    def run_source(self, requests: tuple[SnapshotRequest, ...] = ()) -> CdcRun:
+        return self.cdc.run(requests)
+
+    def repair(self, scope: RepairScope) -> RepairResult:
+        target = RepairTarget(self.sink, self.target_engine)
+        repair = CdcRepair(self.source, self.source_engine, self.sandbox.kafka)
+        try:
+            return repair.repair(self.replicated.table, scope, [target])
+        finally:
+            self.cdc._register_topics()
+
+    def target(self, *statements: str) -> None:
+        """Statements on the target table, written ``{t}``."""
+        self.sandbox.execute(self.target_db, *(s.replace("{t}", f"`{self.target_table}`") for s in statements))
+
+    def source_rows(self, columns: str = "*", where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(self.source_db, f"SELECT {columns} FROM {self.table} WHERE {where} ORDER BY 1")
+
+    def target_rows(self, columns: str = "*", where: str = "TRUE") -> list[tuple[Any, ...]]:
+        return self.sandbox.rows(
+            self.target_db, f"SELECT {columns} FROM `{self.target_table}` WHERE {where} ORDER BY 1"
+        )
+
+
+UNTOUCHED = 100  # ids 1..100: the writer never writes them
+HOT = 150  # updated every fifth write: always ahead of the target
+
+
+class Traffic(Background):
+    """A writer inserting, updating and deleting rows of a members table of ``rows`` rows at a steady rate
+    (ids up to ``UNTOUCHED`` never, ``HOT`` every fifth write), and the real pipeline (source run, then
+    sink run) looping behind it, both in threads."""
+
+    def __init__(self, replication: Pipeline, writes_per_s: float = 40, rows: int = 5000) -> None:
+        self.replication = replication
+        self.writes_per_s = writes_per_s
+        self.rows = rows
+        self.writes = 0
+        self.pipeline_runs = 0
+        super().__init__(self._write, self._replicate)
+
+    def _write(self) -> None:
+        rng = random.Random(11)
+        live = [key for key in range(UNTOUCHED + 1, self.rows + 1) if key != HOT]
+        conn = writer(self.replication.source_db)
+        conn.autocommit(True)
+        try:
+            with conn.cursor() as cursor:
+                while not self.stopping:
+                    action = rng.random()
+                    if self.writes % 5 == 0:
+                        cursor.execute("UPDATE members SET name = %s WHERE id = %s", (f"hot-{self.writes}", HOT))
+                    elif action < 0.4:
+                        cursor.execute("INSERT INTO members (name, score) VALUES (%s, %s)", ("new", rng.randint(0, 99)))
+                        live.append(cursor.lastrowid)
+                    elif action < 0.8:
+                        cursor.execute(
+                            "UPDATE members SET name = %s, score = %s WHERE id = %s",
+                            (f"upd-{rng.random():.6f}", rng.randint(0, 9999) / 100, rng.choice(live)),
+                        )
+                    else:
+                        cursor.execute("DELETE FROM members WHERE id = %s", (live.pop(rng.randrange(len(live))),))
+                    self.writes += 1
+                    time.sleep(1 / self.writes_per_s)
+        except BaseException as err:
+            self.errors.append(err)
+        finally:
+            conn.close()
+
+    def _replicate(self) -> None:
+        try:
+            while not self.stopping:
+                self.replication.replicate()
+                self.pipeline_runs += 1
+                time.sleep(0.3)
+        except BaseException as err:
+            self.errors.append(err)
+
+
+@dataclass
+class UnderTraffic:
+    """A check made while :class:`Traffic` wrote and replicated: the check, the same tables compared with no
+    point and no rule for rows not sent yet, and the writes and pipeline runs during the check."""
+
+    result: CheckResult
+    unsynced: CheckResult
+    writes: int
+    pipeline_runs: int
+
+    def without_false_differences(self) -> CheckResult:
+        """The check, once asserted to have found no difference while the writer and the pipeline ran,
+        where the unsynchronised comparison saw rows in flight as differences."""
+        assert self.unsynced.differences, "the writer should make a check without the protocol see rows in flight"
+        result = self.result
+        assert result.differences == [], result.summary()
+        assert result.passed and result.caught_up and result.method == "chunks"
+        assert self.writes >= 10 and self.pipeline_runs >= 1, "the writer and the pipeline must run during the check"
+        assert result.stats.candidates > 0
+        return result
+
+
+def check_under_traffic(pipeline: Pipeline, settings: CheckSettings) -> UnderTraffic:
+    with Traffic(pipeline) as traffic:
+        time.sleep(2)
+        unsynced = run_check(pipeline.sandbox, pipeline.replicated.spec, settings=settings)
+        written_before, runs_before = traffic.writes, traffic.pipeline_runs
+        result = pipeline.check(settings=settings)
+        writes, runs = traffic.writes - written_before, traffic.pipeline_runs - runs_before
+    return UnderTraffic(result, unsynced, writes, runs)

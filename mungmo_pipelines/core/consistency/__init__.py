@@ -12,10 +12,13 @@ that differ, with the database doing the hashing.
 - ``diff``: bisection of differing pieces down to rows, and row fetches by key;
 - ``policy``: which differences a replication mode explains;
 - ``jdbc``: a JDBC source and sink connector pair as a comparison and a policy;
+- ``cdc``: a Debezium CDC source and a sink of its change events as a comparison, what the source
+  carries per column (``debezium_forms``) and its binlog rule for rows not sent yet;
 - ``result``: the JSON-serializable result;
 - ``check``: the orchestration, with the point / wait / re-check protocol.
 """
 
+from mungmo_pipelines.core.consistency.cdc import cdc_policy, cdc_table_spec, debezium_forms
 from mungmo_pipelines.core.consistency.check import CheckSettings, SyncPoints, TableSpec, check_table
 from mungmo_pipelines.core.consistency.expressions import Domain, ValueForm, jdbc_forms
 from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
@@ -32,7 +35,10 @@ __all__ = [
     "SyncPoints",
     "TableSpec",
     "ValueForm",
+    "cdc_policy",
+    "cdc_table_spec",
     "check_table",
+    "debezium_forms",
     "jdbc_forms",
     "jdbc_policy",
     "jdbc_table_spec",

@@ -14,10 +14,14 @@ The tables are compared at a point, then the rows that differed are compared aga
 
 Without ``sync`` there is no waiting and one re-read (with values, to name the columns); rows being
 written during the check can then show as differences. The policy's :class:`SentRule` (the source's
-stored offset) tells rows the source has not sent yet: those are in flight too.
+stored offset) tells rows the source has not sent yet: those are in flight too. Its
+:class:`KeyedSentRule` tells them by key from the last point waited for (a CDC source: the keys
+the binary log changed after the position that point's stored offset reached), asked after the
+last read, so any row of any kind.
 
 ``count_only`` compares row counts alone (a cheap check): the source's rows, how many of them the
-source has not sent yet, and the target's, judged by the mode (:meth:`ModePolicy.count_mismatch`).
+source has not sent yet (or, by key, how many keys changed after the point), and the target's,
+judged by the mode (:meth:`ModePolicy.count_mismatch`).
 A target table that does not exist yet (the sink has written nothing) is counted as empty.
 """
 
@@ -34,7 +38,7 @@ from mungmo_pipelines.core.consistency.catalog import TableDescription, describe
 from mungmo_pipelines.core.consistency.chunks import CheckSettings, checksum_chunks
 from mungmo_pipelines.core.consistency.diff import Candidate, Candidates, bisect, column_differences, look_up
 from mungmo_pipelines.core.consistency.plan import CountOnly, Plan, TableSpec, plan_comparison
-from mungmo_pipelines.core.consistency.policy import DEFECT, EXPLAINED, ModePolicy
+from mungmo_pipelines.core.consistency.policy import DEFECT, EXPLAINED, ModePolicy, UnsentKeys
 from mungmo_pipelines.core.consistency.result import CheckResult, CheckStats, RowDifference, key_json
 from mungmo_pipelines.core.consistency.sides import Side, Sides
 from mungmo_pipelines.core.errors import ConsistencyError
@@ -87,7 +91,7 @@ def check_table(
             result.positions["start"] = point
             result.caught_up = _wait(sync, point, result.stats)
         if isinstance(plan, CountOnly):
-            _count(sides, spec, policy, unsent, result, plan)
+            _count(sides, spec, policy, unsent, result, plan, sync)
         else:
             result.key = list(plan.key)
             _compare(sides, plan, settings, sync, policy, unsent, result)
@@ -137,7 +141,13 @@ def _wait(sync: SyncPoints, point: Any, stats: CheckStats) -> bool:
 
 
 def _count(
-    sides: Sides, spec: TableSpec, policy: ModePolicy, unsent: str | None, result: CheckResult, plan: CountOnly
+    sides: Sides,
+    spec: TableSpec,
+    policy: ModePolicy,
+    unsent: str | None,
+    result: CheckResult,
+    plan: CountOnly,
+    sync: SyncPoints | None,
 ) -> None:
     started = time.perf_counter()
     result.method = "count"
@@ -153,6 +163,11 @@ def _count(
     stats = result.stats
     stats.source_rows, stats.source_unsent = int(source_rows[0][0]), int(source_rows[0][1])
     stats.target_rows = target_count
+    if policy.keyed is not None and sync is not None and stats.source_rows != stats.target_rows:
+        described = _describe(sides.source, spec.source_database, spec.source_table)
+        key = spec.key or (described.schema.primary_key if described is not None else ())
+        changed = policy.keyed.unsent_keys(result.positions["start"], key)
+        stats.source_unsent = max(stats.source_rows, target_count) if changed.every_key else len(changed.keys)
     mismatch = policy.count_mismatch(stats.source_rows, stats.source_unsent, stats.target_rows)
     if mismatch and not result.caught_up:  # rows on their way, as the rows of a compare would be in flight
         result.notes.append(f"the target had not applied the source's point when counted: {mismatch}")
@@ -184,6 +199,7 @@ def _compare(
         if candidates:
             result.caught_up = _wait_for_next_point(sync, result)
     final = _reread(sides, plan, settings, stats, candidates, values=True, unsent=unsent)
+    keyed = _keyed_unsent(sync, policy, plan, result, final)
     stats.add_phase("recheck", time.perf_counter() - started)
     for canonical_key, candidate in final.items():
         if not candidate.differs:
@@ -199,9 +215,30 @@ def _compare(
             difference.reason = "the target had not applied the source's point when compared"
             result.in_flight.append(difference)
         else:
-            not_sent = bool(candidate.source.unsent) if candidate.source is not None else False
-            verdict, difference.reason = policy.classify(candidate.kind, not_sent)
+            verdict, difference.reason = policy.classify(candidate.kind, _unsent_reason(policy, candidate, keyed))
             {DEFECT: result.differences, EXPLAINED: result.explained}.get(verdict, result.in_flight).append(difference)
+
+
+def _keyed_unsent(
+    sync: SyncPoints | None, policy: ModePolicy, plan: Plan, result: CheckResult, final: Candidates
+) -> UnsentKeys | None:
+    """The policy's keys changed after the last point waited for, asked once the rows were read (only
+    when a row still differs and the target had caught up: otherwise nothing is blamed anyway)."""
+    if policy.keyed is None or sync is None or not result.caught_up:
+        return None
+    if not any(candidate.differs for candidate in final.values()):
+        return None
+    point = (result.positions.get("rechecks") or [result.positions["start"]])[-1]
+    return policy.keyed.unsent_keys(point, plan.key)
+
+
+def _unsent_reason(policy: ModePolicy, candidate: Candidate, keyed: UnsentKeys | None) -> str:
+    """Why the source has not sent the candidate's current version, or "" when it has."""
+    if candidate.source is not None and candidate.source.unsent and policy.sent is not None:
+        return policy.sent.describe()
+    if keyed is not None and candidate.key in keyed:
+        return keyed.reason
+    return ""
 
 
 def _wait_for_next_point(sync: SyncPoints, result: CheckResult) -> bool:

@@ -1,16 +1,20 @@
 """The replicated tables of the real pipelines, and the points a check compares them at.
 
-A replicated table is a source table whose topic a sink writes into a target table. Its check
-compares at what the source has *sent*: the point is the source's stored offset for the table
-and the topic's end offsets, read in that order (the offset commits in the Kafka transaction of
-the records it covers, so the end offsets read after it include them). The wait is until the
-sink has applied the topic up to those end offsets (its positions in ``_connect_sink_offsets``);
-when the check may, it runs the sink to get there (the sink's named lock keeps it to one run
-at a time), otherwise it waits for whatever runs the sink.
+A replicated table is a source table whose topic a sink writes into a target table: a JDBC source's
+table and a JDBC sink, or a table a Debezium CDC source captures and a sink that writes its change
+events (Debezium's JDBC sink, or the JDBC sink behind ``ExtractNewRecordState``). Its check
+compares at what the source has *sent*: the point is the source's stored offset (a JDBC source's
+for the table, a CDC source's binlog position) and the topic's end offsets, read in that order (the
+offset commits in the Kafka transaction of the records it covers, so the end offsets read after it
+include them). The wait is until the sink has applied the topic up to those end offsets (its
+positions in ``_connect_sink_offsets``); when the check may, it runs the sink to get there (the
+sink's named lock keeps it to one run at a time), otherwise it waits for whatever runs the sink.
 
 The source is never run by a check: a second run of a source fences the first (one transactional
 id per connector), and a check may run beside the source's own runs. Rows the source has not sent
-yet are told by its stored offset (:class:`~mungmo_pipelines.core.consistency.jdbc.StoredOffsetRule`)
+yet are told by its stored offset (a JDBC source's as SQL over its rows,
+:class:`~mungmo_pipelines.core.consistency.jdbc.StoredOffsetRule`; a CDC source's by the keys its
+binary log changed after the position, :class:`~mungmo_pipelines.core.consistency.cdc.BinlogChanges`)
 and reported in flight, so a check under writes reports no false differences.
 """
 
@@ -25,14 +29,20 @@ from typing import Any
 from kafka import TopicPartition
 from sqlalchemy import Engine
 
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
+from mungmo_pipelines.core.config.sink import SinkConfig
+from mungmo_pipelines.core.consistency.cdc import cdc_notes, cdc_policy, cdc_table_spec, readable_sink
 from mungmo_pipelines.core.consistency.check import CheckSettings, SyncPoints, TableSpec, check_table
 from mungmo_pipelines.core.consistency.jdbc import jdbc_policy, jdbc_table_spec
+from mungmo_pipelines.core.consistency.policy import ModePolicy
 from mungmo_pipelines.core.consistency.result import CheckResult
 from mungmo_pipelines.core.errors import MungmoError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
+from mungmo_pipelines.core.mariadb.connection import server_of
 from mungmo_pipelines.core.sink.offsets import stored_positions
+from mungmo_pipelines.core.source.cdc.offsets import server_partition
 from mungmo_pipelines.core.source.offsets import (
     SourceOffsetStore,
     TimestampIncrementingOffset,
@@ -49,10 +59,11 @@ POLL_S = 0.2
 
 @dataclass(frozen=True)
 class ReplicatedTable:
-    """A source table, the topic the source fills with it, and the sink writing that topic's table."""
+    """A source table, the topic the source fills with it, and the sink writing that topic's table
+    (``table``: a JDBC source's table name, a CDC source's ``db.table``)."""
 
-    source: JdbcSourceConfig
-    sink: JdbcSinkConfig
+    source: JdbcSourceConfig | DebeziumSourceConfig
+    sink: SinkConfig
     table: str
 
     @property
@@ -61,38 +72,76 @@ class ReplicatedTable:
 
     @property
     def spec(self) -> TableSpec:
+        if isinstance(self.source, DebeziumSourceConfig):
+            return cdc_table_spec(self.source, self.sink, self.table)
+        assert isinstance(self.sink, JdbcSinkConfig)
         return jdbc_table_spec(self.source, self.sink, self.table)
+
+    @property
+    def mode(self) -> str:
+        """The source's replication mode, as the policy names it ("cdc" for the binlog source)."""
+        return "cdc" if isinstance(self.source, DebeziumSourceConfig) else str(self.source.mode)
 
     @property
     def label(self) -> str:
         spec = self.spec
         return f"{spec.source_label} -> {self.topic} -> {spec.target_label}"
 
+    def policy(self, source: Engine, kafka: KafkaSettings) -> ModePolicy:
+        """The source's mode and what it has sent: a JDBC source's offset read now (before the first
+        point, so every row it counts as sent is in the end offsets waited for); a CDC source's binary
+        log, read on the server ``source`` connects to, from each point's position."""
+        if isinstance(self.source, DebeziumSourceConfig):
+            return cdc_policy(server_of(source), self.table, self.spec.zone)
+        offset = stored_offset(self.source, self.table, kafka)
+        return jdbc_policy(self.source, TimestampIncrementingOffset.parse(offset))
+
+    def notes(self) -> list[str]:
+        """What the pair does not carry, for the result."""
+        if isinstance(self.source, DebeziumSourceConfig):
+            return cdc_notes(self.source, self.sink)
+        return []
+
 
 def replicated_tables(topology: Topology) -> list[ReplicatedTable]:
-    """Every replicated table of the topology's pipelines whose tables are known (JDBC sources and sinks)."""
+    """Every replicated table of the topology's pipelines whose tables are known: JDBC sources and
+    sinks, CDC sources and the sinks that write their change events."""
     found: list[ReplicatedTable] = []
     for node in topology.sources:
-        pipeline = topology.pipeline_of(node.config)
-        if pipeline is None or not isinstance(node.config, JdbcSourceConfig) or node.config.query:
+        source = node.config
+        pipeline = topology.pipeline_of(source)
+        if pipeline is None or (isinstance(source, JdbcSourceConfig) and source.query):
             continue
         for table in node.tables or ():
-            topic = node.config.topic_for(table)
+            topic = source.topic_for(table)
             found.extend(
-                ReplicatedTable(node.config, sink, table)
+                ReplicatedTable(source, sink, table)
                 for sink in pipeline.sinks
-                if isinstance(sink, JdbcSinkConfig) and sink.reads_topic(topic)
+                if sink.reads_topic(topic) and _writes_rows_of(source, sink)
             )
     return found
 
 
-def stored_offset(source: JdbcSourceConfig, table: str, kafka: KafkaSettings) -> dict[str, Any] | None:
-    """The source's committed offset for ``table`` (None before its first commit)."""
+def _writes_rows_of(source: JdbcSourceConfig | DebeziumSourceConfig, sink: SinkConfig) -> bool:
+    if isinstance(source, DebeziumSourceConfig):
+        return readable_sink(sink)
+    return isinstance(sink, JdbcSinkConfig)
+
+
+def stored_offset(
+    source: JdbcSourceConfig | DebeziumSourceConfig, table: str, kafka: KafkaSettings
+) -> dict[str, Any] | None:
+    """The source's committed offset for ``table``: a JDBC source's per table, a CDC source's one binlog
+    position for every table (None before its first commit)."""
+    if isinstance(source, DebeziumSourceConfig):
+        partition = server_partition(source.topic_prefix)
+    else:
+        partition = table_partition(source.database, table)
     try:
         stored = SourceOffsetStore(kafka, source.offsets_topic).load(source.name)
     except LookupError:  # no offsets topic yet: nothing was ever sent
         return None
-    return stored.get(offset_key(source.name, table_partition(source.database, table)))
+    return stored.get(offset_key(source.name, partition))
 
 
 def end_offsets(kafka: KafkaSettings, topic: str) -> dict[int, int]:
@@ -179,18 +228,18 @@ def check_replicated(
     settings: CheckSettings | None = None,
     wait_s: float = WAIT_S,
 ) -> CheckResult:
-    """Check one replicated table at the source's point (see the module docstring). The policy's offset
-    is read before the first point, so every row it counts as sent is in the end offsets waited for."""
-    offset = TimestampIncrementingOffset.parse(stored_offset(replicated.source, replicated.table, kafka))
+    """Check one replicated table at the source's point (see the module docstring and
+    :meth:`ReplicatedTable.policy`)."""
+    policy = replicated.policy(source, kafka)
     sync = PipelineSync(replicated, target, kafka, apply, wait_s)
     result = check_table(
         source,
         target,
         replicated.spec,
         sync=sync.points,
-        policy=jdbc_policy(replicated.source, offset),
+        policy=policy,
         settings=settings,
         count_only=count_only,
     )
-    result.notes.extend(sync.problems)
+    result.notes.extend([*replicated.notes(), *sync.problems])
     return result

@@ -1,9 +1,13 @@
 """What is compared and how each side reads it: the column mapping, the key, and per side the
 canonical expressions, the row hash and the key as ranges compare it.
 
-The row hash is pt-table-checksum's: ``CRC32(CONCAT_WS('#', <canonical columns>, <NULL bitmap>))``.
-``CONCAT_WS`` skips NULLs, so the bitmap (``CONCAT(ISNULL(c1), ...)`` over every column that may be
-NULL on either side) is what tells NULL from ``''`` and which column was NULL.
+The row hash is pt-table-checksum's, ``CRC32(CONCAT_WS('#', <canonical columns>, <NULL bitmap>))``,
+hashed once more: CRC32 is affine, so one change at the same distance from the end of two rows (a
+column set to the same new value) changes both CRC32s by the same bits, and the ``BIT_XOR`` of a
+piece holding both would not change at all; the CRC32 of each row's CRC32 (its decimal text) does
+not carry a change through alike. ``CONCAT_WS`` skips NULLs, so the bitmap (``CONCAT(ISNULL(c1),
+...)`` over every column that may be NULL on either side) is what tells NULL from ``''`` and which
+column was NULL.
 """
 
 from __future__ import annotations
@@ -46,6 +50,8 @@ class TableSpec:
     key: tuple[str, ...] = ()
     zone: str = "UTC"
     forms: Callable[[TableColumn], ValueForm] | None = None
+    # Without ``columns``: which source columns the pipeline writes, same name (None: every one).
+    written: Callable[[str], bool] | None = None
 
     @property
     def source_label(self) -> str:
@@ -103,7 +109,12 @@ class CountOnly:
 
 
 def plan_comparison(spec: TableSpec, source: TableDescription, target: TableDescription) -> Plan | CountOnly:
-    mapping = dict(spec.columns) if spec.columns is not None else {c.name: c.name for c in source.schema.columns}
+    written = spec.written or (lambda name: True)
+    mapping = (
+        dict(spec.columns)
+        if spec.columns is not None
+        else {c.name: c.name for c in source.schema.columns if written(c.name)}
+    )
     key = spec.key or source.schema.primary_key
     if not key:
         return CountOnly(
@@ -151,17 +162,28 @@ def _compared_columns(
                 f"target table {target.label} has no column {target_name!r} (mapped from source column {source_name!r})"
             )
         form = compared_form(forms(source_column), spec.zone)
-        if form.domain == Domain.BYTES and "binary" in (source_column.data_type, target_column.data_type):
+        if form.domain == Domain.BYTES and _pads(source_column, target_column):
             form = replace(form, trailing_zero_bytes=False)
         try:
             source_sql = canonical(source_column, form, "source", spec.zone, quote(source_name))
             target_sql = canonical(target_column, form, "target", spec.zone, quote(target_name))
         except UncomparableColumn as err:
             raise ConsistencyError(f"{source.label} -> {target.label}: {err}") from None
-        nullable = source_column.nullable or target_column.nullable or source_sql.null_sql != quote(source_name)
+        nullable = (
+            source_column.nullable
+            or target_column.nullable
+            or source_sql.null_sql != quote(source_name)
+            or target_sql.null_sql != quote(target_name)
+        )
         columns.append(ComparedColumn(source_name, target_name, form, source_sql, target_sql, nullable))
         notes.extend(_notes(source_column, target_column, form, spec.zone))
     return columns, tuple(notes)
+
+
+def _pads(source: TableColumn, target: TableColumn) -> bool:
+    """Whether a BINARY(m) target pads what it stores with zero bytes the source's values lack."""
+    same_width = source.data_type == "binary" and source.character_maximum_length == target.character_maximum_length
+    return target.data_type == "binary" and not same_width
 
 
 def _notes(column: TableColumn, target: TableColumn, form: ValueForm, zone: str) -> list[str]:
@@ -264,5 +286,5 @@ def _side_sql(
         key_columns=tuple(quote(k) for k in key),
         canonical_key=values[: len(key)],
         values=values,
-        row_hash=f"CRC32({row})",
+        row_hash=f"CRC32(CRC32({row}))",
     )

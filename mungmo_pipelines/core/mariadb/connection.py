@@ -212,6 +212,14 @@ class JdbcConnection:
         return f"{self.user or ''}@{self.host}:{self.port}/{self.database}"
 
 
+def server_of(engine: Engine) -> JdbcConnection:
+    """The server and account ``engine`` connects with (no database), for the connections a reader of
+    the binary log opens beside the engine's own."""
+    url = engine.url
+    password = Secret(url.password) if url.password else None
+    return JdbcConnection(url.host or "localhost", url.port or 3306, "", url.username, password)
+
+
 def parse_jdbc_url(url: str) -> JdbcConnection:
     """``jdbc:mysql://host:port/db?k=v`` (or ``jdbc:mariadb://``) to a connection; ``ValueError`` says what is wrong."""
     scheme, _, rest = url.strip().partition("://")

@@ -198,18 +198,18 @@ class ChangeEventEncoder:
         name = f"{options.topic_prefix}.{table.database}.{table.name}"
         row_fields = [codec.schema for codec in codecs]
         image = {"type": "struct", "fields": row_fields, "optional": True, "name": f"{name}.Value"}
+        after_on: list[dict[str, Any]] = [
+            {**image, "field": "after"},
+            SOURCE_SCHEMA,
+            TRANSACTION_SCHEMA,
+            _field("string", "op", False),
+            _field("int64", "ts_ms", True),
+            _field("int64", "ts_us", True),
+            _field("int64", "ts_ns", True),
+        ]
         envelope = {
             "type": "struct",
-            "fields": [
-                {**image, "field": "before"},
-                {**image, "field": "after"},
-                SOURCE_SCHEMA,
-                TRANSACTION_SCHEMA,
-                _field("string", "op", False),
-                _field("int64", "ts_ms", True),
-                _field("int64", "ts_us", True),
-                _field("int64", "ts_ns", True),
-            ],
+            "fields": [{**image, "field": "before"}, *after_on],
             "optional": False,
             "name": f"{name}.Envelope",
             "version": 2,
@@ -223,6 +223,9 @@ class ChangeEventEncoder:
                 "name": f"{name}.Key",
             }
             self._key_prefix = b'{"schema":' + jackson_json(key_schema) + b',"payload":'
+            # A delete known by its key alone: the same envelope, its ``before`` the key struct.
+            keyed_envelope = {**envelope, "fields": [{**key_schema, "optional": True, "field": "before"}, *after_on]}
+            self._key_delete_prefix = b'{"schema":' + jackson_json(keyed_envelope) + b',"payload":{"before":'
         self._key_names = tuple(self._names[i] for i in self._key_positions)
         # The common single integer key skips the dict and the JSON call.
         self._int_key = self._key_names[0] if len(self._key_names) == 1 else None
@@ -260,7 +263,7 @@ class ChangeEventEncoder:
                     ) from err
         return image
 
-    def _value(self, before: bytes, after: bytes, op: bytes, source: SourceInfo) -> bytes:
+    def _value(self, before: bytes, after: bytes, op: bytes, source: SourceInfo, prefix: bytes = b"") -> bytes:
         ts_ns = self._clock()
         event_ns = source.ts_ns
         tail = self._tail % (
@@ -281,7 +284,7 @@ class ChangeEventEncoder:
             ts_ns // 1000,
             ts_ns,
         )
-        return self._value_prefix + before + b',"after":' + after + tail
+        return (prefix or self._value_prefix) + before + b',"after":' + after + tail
 
     def _key(self, image: dict[str, Any]) -> bytes | None:
         if not self._key_positions:
@@ -321,6 +324,29 @@ class ChangeEventEncoder:
 
     def delete(self, row: Sequence[Any], source: SourceInfo) -> list[DebeziumRecord]:
         record = self._single(b"d", self._binlog, row, source)
+        if not self._tombstones:
+            return [record]
+        return [record, DebeziumRecord(self.topic, record.key, None, self._headers)]
+
+    def delete_key(self, key: Sequence[Any], source: SourceInfo) -> list[DebeziumRecord]:
+        """A delete of a row known by its key alone (primary-key values in key order, value contract):
+        ``op`` ``d`` whose ``before`` is the key struct (Debezium's own deletes carry the whole row,
+        which a row the table no longer has cannot give), then its tombstone. Debezium's JDBC sink
+        deletes by it with either ``primary.key.mode``; ``ExtractNewRecordState`` turns it into a
+        delete (or a key-only ``__deleted`` row when rewriting)."""
+        if not self._key_positions:
+            raise ValueError(f"table {self.table.database}.{self.table.name} has no primary key to delete by")
+        if len(key) != len(self._key_codecs):
+            raise ValueError(
+                f"table {self.table.database}.{self.table.name}: a key of {len(key)} values for primary key "
+                f"{list(self._key_names)}"
+            )
+        image = {
+            name: None if value is None else codec.binlog(value)
+            for name, codec, value in zip(self._key_names, self._key_codecs, key, strict=True)
+        }
+        value = self._value(jackson_json(image), b"null", b"d", source, self._key_delete_prefix)
+        record = DebeziumRecord(self.topic, self._key(image), value, self._headers)
         if not self._tombstones:
             return [record]
         return [record, DebeziumRecord(self.topic, record.key, None, self._headers)]

@@ -22,9 +22,10 @@ from mungmo_pipelines.core.mariadb.binlog.reader import (
     PositionUnavailable,
     UnsupportedBinlogEvent,
 )
-from mungmo_pipelines.core.mariadb.binlog.replica import ReplicaSettings
+from mungmo_pipelines.core.mariadb.binlog.replica import READER_ID, ReplicaSettings
 
 __all__ = [
+    "READER_ID",
     "BinlogError",
     "BinlogPosition",
     "BinlogReader",

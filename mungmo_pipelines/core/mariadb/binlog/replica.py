@@ -27,6 +27,10 @@ DUMP_SEND_ANNOTATE_ROWS = 0x02
 # MARIA_SLAVE_CAPABILITY_GTID: the server sends GTID events as they are (not as fake BEGIN queries).
 MARIADB_SLAVE_CAPABILITY = 4
 
+# The server id of a reader that is not a replica: the server kills older dumps of the same id only
+# for a non-zero id (sql_parse.cc, COM_BINLOG_DUMP: "mysqlbinlog.server_id==0").
+READER_ID = 0
+
 # Errors after which a new connection may resume: lost connections, a killed dump thread, shutdown.
 RECONNECTABLE_ERRORS = frozenset((1053, 1927, 2003, 2006, 2013, 2055))
 ER_MASTER_FATAL_ERROR_READING_BINLOG = 1236
@@ -38,8 +42,10 @@ class ReplicaSettings:
 
     ``server_id`` is Debezium's ``database.server.id``: it must differ from the server's own and
     from every other replica's, because the server ends an older dump of the same id when a new
-    one starts. ``heartbeat_seconds`` is how often an idle server sends a heartbeat; the read
-    timeout is derived from it, so a silent dead server is noticed.
+    one starts. :data:`READER_ID` (0) reads as ``mariadb-binlog`` does: not registered as a replica,
+    it ends no other dump, and only reads to the binlog's end (non-blocking), as a consistency
+    check reads beside a running source. ``heartbeat_seconds`` is how often an idle server sends a
+    heartbeat; the read timeout is derived from it, so a silent dead server is noticed.
     """
 
     host: str
@@ -57,7 +63,7 @@ class ReplicaSettings:
     ssl_disabled: bool = False
 
     def __post_init__(self) -> None:
-        if not 1 <= self.server_id <= 4294967295:
+        if not (self.server_id == READER_ID or 1 <= self.server_id <= 4294967295):
             raise ValueError(f"database.server.id must be between 1 and 4294967295, got {self.server_id}")
         if self.heartbeat_seconds <= 0:
             raise ValueError(f"heartbeat interval must be positive, got {self.heartbeat_seconds}")
@@ -133,7 +139,11 @@ def open_dump(
                 cursor.execute("SET @slave_connect_state = %s", (str(start.gtids),))
                 cursor.execute("SET @slave_gtid_strict_mode = 1")
                 cursor.execute("SET @slave_gtid_ignore_duplicates = 0")
-        _register(connection, settings)
+        if settings.server_id == READER_ID:
+            if blocking:
+                raise ValueError("a reader with server id 0 (not a replica) can only read to the binlog's end")
+        else:
+            _register(connection, settings)
         flags = DUMP_SEND_ANNOTATE_ROWS | (0 if blocking else DUMP_NON_BLOCK)
         # By GTID the server ignores the file and position; an empty file name asks for that.
         file = b"" if by_gtid else (start.file or "").encode("ascii")
