@@ -1,6 +1,7 @@
 """A Debezium MariaDB (CDC) source's assets: one topic per captured table, ``<db>/<table>`` ->
 ``kafka/<topic.prefix>.<db>.<table>``, the same lineage a JDBC source gives, in one multi-asset."""
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -71,7 +72,7 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
                 skippable=True,
             )
         ]
-    declared = {spec.key for spec in specs}
+    topics = {config.topic_for(f"{database}.{table}") for database, table in tables}
 
     @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False)
     def publish(
@@ -88,11 +89,13 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
         )
         shared = run_metadata(stats)
         snapshot = {t.table: t for t in (stats.snapshot.tables if stats.snapshot else [])}
-        for topic, counts in sorted(stats.tables.items()):
-            if topic_key(topic) not in declared:
-                if node.tables is not None and topic != config.heartbeat_topic:
-                    context.log.warning(f"{topic} is newer than the loaded definitions; reload the code location")
-                continue
+        for topic in sorted(set(stats.tables) - topics):
+            if node.tables is not None and topic != config.heartbeat_topic:
+                context.log.warning(f"{topic} is newer than the loaded definitions; reload the code location")
+        # Every declared topic is materialized, with no events too (as the JDBC source does), so the
+        # sinks downstream in a pipeline run always run: a sink added later or behind catches up.
+        for topic in sorted(topics):
+            counts = stats.tables.get(topic, Counter())
             metadata = {"events": MetadataValue.json(dict(counts)), "records": sum(counts.values()), **shared}
             table = next((t for name, t in snapshot.items() if config.topic_for(name) == topic), None)
             if table is not None:

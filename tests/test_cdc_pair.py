@@ -1,0 +1,145 @@
+"""The team's CDC pair (``connectors/mungmo-cdc-source.json`` and ``connectors/mungmo-cdc-sink.json``): its
+topology as committed, and the committed options end to end through its pipeline job on sandbox databases."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+from typing import Any
+
+from dagster import AssetKey, DagsterInstance
+from sqlalchemy import make_url
+
+from mungmo_pipelines.assets.keys import pipeline_job_name
+from mungmo_pipelines.core.config.debezium_sink import DebeziumSinkConfig
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
+from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.topology import Topology
+from mungmo_pipelines.definitions import build_definitions
+from tests.support.cdc import Cdc, read_raw
+from tests.support.sandbox import Sandbox
+from tests.support.tables import TEST001
+
+ROOT = Path(__file__).resolve().parents[1]
+SOURCE, SINK = "mungmo-cdc-source", "mungmo-cdc-sink"
+ENVIRON = {"MUNGMO_DB_PASSWORD": "x"}
+COLUMNS = "seq, member_name, pet_name, walk_note, weight_kg, neutered, born, created_at"
+
+
+def committed(name: str) -> dict[str, Any]:
+    return json.loads((ROOT / "connectors" / f"{name}.json").read_text(encoding="utf-8"))
+
+
+def test_the_committed_cdc_sink_reads_the_cdc_sources_topic_into_mungmomember_test001() -> None:
+    connectors = load_connectors(ROOT / "connectors", ENVIRON, strict=True)
+    source = next(c for c in connectors.sources if c.name == SOURCE)
+    sink = next(c for c in connectors.sinks if c.name == SINK)
+    assert isinstance(source, DebeziumSourceConfig) and isinstance(sink, DebeziumSinkConfig)
+    # Only the seed table is captured: not the members table or the expiry's outbox beside it.
+    assert source.captures("mungMo", "test001")
+    assert not source.captures("mungMo", "member")
+    assert not source.captures("mungMo", "neighbourhood_verification_expiry_outbox")
+    topic = source.topic_for("mungMo.test001")
+    assert sink.topics == (topic,) == ("mungmo.mungMo.test001",)
+    assert (sink.database, sink.table_for(topic)) == ("mungmoMember", "test001")
+    # Paired whatever the database holds now: an explicit topic needs no table listing.
+    topology = Topology.build(connectors)
+    pipeline = topology.pipeline_of(source)
+    assert pipeline is not None and [s.name for s in pipeline.sinks] == [SINK]
+    defs = build_definitions(connectors, topology)
+    job = defs.resolve_job_def(pipeline_job_name(source))
+    assert AssetKey(["mungmoMember", "test001"]) in job.asset_layer.executable_asset_keys
+    # The JDBC pair keeps its own target: both can run while the team moves over.
+    jdbc_sink = next(c for c in connectors.sinks if c.name == "my-sink-connect-member-test001")
+    assert jdbc_sink.table_for("my_topic_test001") != sink.table_for(topic)
+
+
+def on_sandbox(cdc: Cdc, source_db: str, target_db: str) -> list[dict[str, Any]]:
+    """The committed bodies with only the servers, databases, topics and server id of the sandbox."""
+    url = make_url(mariadb_admin_url())
+    source, sink = committed(SOURCE), committed(SINK)
+    source["name"], sink["name"] = f"test-cdc-source-{cdc.sandbox.suffix}", f"test-cdc-sink-{cdc.sandbox.suffix}"
+    source["config"].update(
+        {
+            "database.hostname": url.host or "127.0.0.1",
+            "database.port": str(url.port or 3306),
+            "database.server.id": cdc.server_id,
+            "topic.prefix": cdc.prefix,
+            "database.include.list": source_db,
+            "table.include.list": source["config"]["table.include.list"].replace("mungMo", source_db),
+            "offsets.storage.topic": cdc.offsets_topic,
+        }
+    )
+    sink["config"].update(
+        {
+            "connection.url": re.sub(
+                r"//[^/]+/mungmoMember$",
+                f"//{url.host}:{url.port or 3306}/{target_db}",
+                sink["config"]["connection.url"],
+            ),
+            "topics": cdc.topic(source_db, "test001"),
+        }
+    )
+    return [source, sink]
+
+
+def test_the_committed_pair_carries_inserts_updates_deletes_and_a_key_change(sandbox: Sandbox, tmp_path: Path) -> None:
+    source_db, target_db = sandbox.database("mungmo"), sandbox.database("member")
+    sandbox.execute(
+        source_db,
+        TEST001,
+        "CREATE TABLE member (id INT PRIMARY KEY, nickname VARCHAR(40))",
+        "INSERT INTO member VALUES (1, '김민지')",
+        *[
+            "INSERT INTO test001 (member_name, pet_name, walk_note, weight_kg, neutered, born, created_at) "
+            f"VALUES ('회원 {n}', '초코', {note}, {n}.25, {n % 2}, '2020-01-0{n}', '2026-01-01 09:00:0{n}.123')"
+            for n, note in enumerate(["NULL", "'산책 🐾'", "''", "'a \\\\ \"q\"'", "NULL"], start=1)
+        ],
+    )
+    cdc = Cdc(sandbox, [source_db])
+    for body in on_sandbox(cdc, source_db, target_db):
+        (tmp_path / f"{body['name']}.json").write_text(json.dumps(body))
+    connectors = load_connectors(tmp_path)
+    defs = build_definitions(connectors)
+    job = defs.resolve_job_def(pipeline_job_name(connectors.sources[0]))
+    topic = cdc.topic(source_db, "test001")
+    sandbox.topics.add(topic)
+    target = AssetKey([target_db, "test001"])
+
+    def run() -> tuple[dict[str, int], dict[str, Any]]:
+        result = job.execute_in_process(instance=instance)
+        assert result.success
+        metadata = {
+            event.materialization.asset_key: {k: v.value for k, v in event.materialization.metadata.items()}
+            for event in result.get_asset_materialization_events()
+        }
+        return metadata[AssetKey(["kafka", topic])]["events"], metadata[target]
+
+    def same_rows() -> None:
+        ordered = f"SELECT {COLUMNS} FROM test001 ORDER BY seq"
+        assert sandbox.rows(target_db, ordered) == sandbox.rows(source_db, ordered)
+
+    with DagsterInstance.ephemeral() as instance:
+        events, written = run()
+        assert events == {"r": 5} and written["rows_inserted"] == 5
+        same_rows()
+        sandbox.execute(
+            source_db,
+            "UPDATE test001 SET walk_note = '비 와서 짧게 ☔', weight_kg = NULL WHERE seq = 2",
+            "DELETE FROM test001 WHERE seq = 3",
+            "UPDATE test001 SET seq = 50 WHERE seq = 4",
+            "INSERT INTO test001 (member_name, created_at) VALUES ('새 회원', '2026-02-01 00:00:00.5')",
+            "UPDATE member SET nickname = '이서준'",
+        )
+        events, written = run()
+        # Events count row changes: the key change is one update, sent as a delete (and tombstone) of 4
+        # and a create of 50.
+        assert events == {"u": 2, "d": 1, "c": 1}
+        assert (written["rows_inserted"], written["rows_updated"], written["rows_deleted"]) == (2, 1, 2)
+        same_rows()
+        events, written = run()  # nothing new: the sink still runs, and finds nothing to apply
+        assert events == {} and written["rows_inserted"] == written["rows_updated"] == written["rows_deleted"] == 0
+    assert read_raw(sandbox, cdc.topic(source_db, "member")) == []
+    assert sandbox.rows(target_db, "SHOW TABLES") == [("_connect_sink_offsets",), ("test001",)]
