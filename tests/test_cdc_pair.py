@@ -19,6 +19,7 @@ from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.topology import Topology
 from mungmo_pipelines.definitions import build_definitions
 from tests.support.cdc import Cdc, read_raw
+from tests.support.debezium import DebeziumSinkCase
 from tests.support.sandbox import Sandbox
 from tests.support.tables import TEST001
 
@@ -143,3 +144,53 @@ def test_the_committed_pair_carries_inserts_updates_deletes_and_a_key_change(san
         assert events == {} and written["rows_inserted"] == written["rows_updated"] == written["rows_deleted"] == 0
     assert read_raw(sandbox, cdc.topic(source_db, "member")) == []
     assert sandbox.rows(target_db, "SHOW TABLES") == [("_connect_sink_offsets",), ("test001",)]
+
+
+def topic_bytes(sandbox: Sandbox, topic: str) -> int:
+    """The bytes the broker keeps for ``topic`` (its log segments)."""
+    admin = sandbox.kafka.admin()
+    try:
+        described = admin.describe_log_dirs([topic])
+    finally:
+        admin.close()
+    return sum(
+        partition["partition_size"]
+        for broker in described
+        for directory in broker["log_dirs"]
+        for found in directory["topics"]
+        if found["name"] == topic
+        for partition in found["partitions"]
+    )
+
+
+def test_the_sink_reads_what_the_source_compressed_with_lz4(sandbox: Sandbox) -> None:
+    """``producer.override.compression.type=lz4`` (docs/performance.md): the project's sink reads it (``lz4``
+    is a dependency for that)."""
+    source_db, target_db = sandbox.database("src"), sandbox.database("dst")
+    sandbox.execute(
+        source_db,
+        TEST001,
+        *[
+            "INSERT INTO test001 (member_name, walk_note, created_at) "
+            f"VALUES ('회원 {n}', '아침 산책 🐾 {n}', '2026-01-01 09:00:00.5')"
+            for n in range(1, 21)
+        ],
+    )
+    cdc = Cdc(sandbox, [source_db])
+    assert cdc.run(**{"producer.override.compression.type": "lz4"}).stats.events == {"r": 20}
+    topic = cdc.topic(source_db, "test001")
+    # Twenty records of ~4 KB, mostly their repeated schema, kept in a fraction of that: compressed.
+    written = sum(len(record.value or b"") for record in read_raw(sandbox, topic))
+    assert 0 < topic_bytes(sandbox, topic) < written / 5
+    sink = DebeziumSinkCase(sandbox, target_db, topic)
+    config = sink.config(
+        **{
+            "insert.mode": "upsert",
+            "primary.key.mode": "record_key",
+            "schema.evolution": "basic",
+            "collection.name.format": "${source.table}",
+        }
+    )
+    assert sink.run(config).records == 20
+    ordered = f"SELECT {COLUMNS} FROM test001 ORDER BY seq"
+    assert sandbox.rows(target_db, ordered) == sandbox.rows(source_db, ordered)
