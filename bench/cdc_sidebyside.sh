@@ -3,7 +3,10 @@
 # Debezium MariaDB connector on a Kafka Connect standalone worker, on one machine, in one sitting, on
 # the same MariaDB, the same Kafka broker and the same N rows (bench/source.py's walks, ~200 bytes).
 #
-#   bash bench/cdc_sidebyside.sh [N]        # from the project root, with its .venv; N defaults to 1,000,000
+#   bash bench/cdc_sidebyside.sh [--markdown] [N]   # from the project root, with its .venv; N: 1,000,000
+#
+# --markdown appends the result tables to docs/performance.md ("Published runs") with the date, the
+# commit and the machine, as bench/report.py does for the Python benches.
 #
 # The peer (Debezium built from Maven Central and run as plain processes) is ../shared/peer's: its
 # peerctl.sh starts MariaDB (23306), Kafka (29092/29093) and Connect (28083) and builds the jars into
@@ -25,6 +28,8 @@
 # PEER_DIST ($PEER_WORK/dist), PEER_MARIADB_PORT (23306), PEER_KAFKA_PORT (29092), PEER_CONNECT_PORT (28083).
 set -euo pipefail
 
+MARKDOWN=0
+if [[ "${1:-}" == --markdown ]]; then MARKDOWN=1; shift; fi
 N="${1:-1000000}"
 [[ "$N" =~ ^[0-9]+$ && "$N" -ge 1000 && $((N % 1000)) -eq 0 ]] || { echo "N must be a multiple of 1000" >&2; exit 2; }
 PROJECT="$(cd -- "$(dirname -- "${BASH_SOURCE[0]}")/.." && pwd -P)"
@@ -251,3 +256,19 @@ MM_MB=$((MM_SNAP_MB > MM_STREAM_MB ? MM_SNAP_MB : MM_STREAM_MB))
   echo "whole run $(secs "$T_START" "$(now)") s; details in $OUT (progress.log, job logs, connector bodies)"
 } | tee "$OUT/results.md"
 "$CTL" down >>"$OUT/progress.log"
+if ((MARKDOWN)); then
+  (cd "$PROJECT" && "$PY" - "$OUT/results.md" "$N" <<'EOF'
+import datetime as dt, sys
+from pathlib import Path
+from bench.report import PERFORMANCE_PAGE, PUBLISHED_HEADING, commit, machine
+results, n = Path(sys.argv[1]).read_text(encoding="utf-8"), sys.argv[2]
+stamp = dt.datetime.now(dt.UTC).strftime("%Y-%m-%d %H:%M UTC")
+page = PERFORMANCE_PAGE.read_text(encoding="utf-8")
+assert PUBLISHED_HEADING in page
+section = f"\n### CDC side by side (bench/cdc_sidebyside.sh): {stamp}, commit {commit()}, {machine()}\n\n"
+section += f"`bash bench/cdc_sidebyside.sh --markdown {n}`\n\n{results}"
+PERFORMANCE_PAGE.write_text(page.rstrip() + "\n" + section, encoding="utf-8")
+print(f"appended to {PERFORMANCE_PAGE}", file=sys.stderr)
+EOF
+  )
+fi
