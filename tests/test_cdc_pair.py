@@ -8,18 +8,22 @@ import re
 from pathlib import Path
 from typing import Any
 
+import pytest
 from dagster import AssetKey, DagsterInstance
 from sqlalchemy import make_url
 
-from mungmo_pipelines.assets.keys import pipeline_job_name
+from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
+from mungmo_pipelines.assets.verification import SKIPPED_TAG
 from mungmo_pipelines.core.config.debezium_sink import DebeziumSinkConfig
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.loader import load_connectors
+from mungmo_pipelines.core.operations.state import TargetState, TargetStateStore
 from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.topology import Topology
 from mungmo_pipelines.definitions import build_definitions
 from tests.support.cdc import Cdc, read_raw
 from tests.support.debezium import DebeziumSinkCase
+from tests.support.operations import materialized, project
 from tests.support.sandbox import Sandbox
 from tests.support.tables import TEST001
 
@@ -194,3 +198,39 @@ def test_the_sink_reads_what_the_source_compressed_with_lz4(sandbox: Sandbox) ->
     assert sink.run(config).records == 20
     ordered = f"SELECT {COLUMNS} FROM test001 ORDER BY seq"
     assert sandbox.rows(target_db, ordered) == sandbox.rows(source_db, ordered)
+
+
+def test_a_stopped_cdc_pair_moves_nothing_and_resumed_carries_what_came_meanwhile(
+    sandbox: Sandbox, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    source_db, target_db = sandbox.database("mungmo"), sandbox.database("member")
+    sandbox.execute(source_db, TEST001, "INSERT INTO test001 (member_name, created_at) VALUES ('회원', NOW(3))")
+    cdc = Cdc(sandbox, [source_db])
+    topic = cdc.topic(source_db, "test001")
+    sandbox.topics.add(topic)
+    with project(sandbox, tmp_path, monkeypatch) as box:
+        bodies = on_sandbox(cdc, source_db, target_db)
+        for body in bodies:
+            box.write(body)
+        defs = box.definitions()
+        source, sink = (body["name"] for body in bodies)
+        job = pipeline_job_name(load_connectors(box.connectors).sources[0])
+        assert box.run(defs, source, job).success
+        states = TargetStateStore(sandbox.kafka, box.status_topic)
+        for name in (source, sink):
+            states.put(name, TargetState.STOPPED, "test")
+        sandbox.execute(source_db, "UPDATE test001 SET member_name = '이름 바뀜'", "DELETE FROM test001")
+        skipped = box.run(defs, source, job)
+        assert skipped.success and materialized(skipped) == {}
+        assert f"connector '{source}' is STOPPED" in box.instance.get_run_by_id(skipped.run_id).tags[SKIPPED_TAG]
+        assert len(read_raw(sandbox, topic)) == 1  # the snapshot's record only
+        for name in (source, sink):
+            states.put(name, TargetState.RUNNING, "test")
+        resumed = box.run(defs, source, job)
+        assert materialized(resumed)[AssetKey(["kafka", topic])]["events"] == {"u": 1, "d": 1}
+        assert sandbox.rows(target_db, "SELECT COUNT(*) FROM test001") == [(0,)]
+        # The operations see the pair's runs: its pipeline job, the source's step and change sensor.
+        status = box.connect().status(source)["mungmo"]
+        assert status["last_run"]["run_id"] == resumed.run_id and status["last_run"]["job"] == job
+        assert list(status["sensors"]) == [f"{job_name(source)}_changes"]
+        assert box.connect().status(sink)["mungmo"]["last_run"]["run_id"] == resumed.run_id

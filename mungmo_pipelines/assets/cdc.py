@@ -7,10 +7,11 @@ from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from mungmo_pipelines.assets.keys import job_name, table_key, topic_key, unlisted_topics_key
+from mungmo_pipelines.assets.keys import job_name, source_pool, table_key, topic_key, unlisted_topics_key
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.source.cdc.reader import CdcStats, run_cdc_source
 from mungmo_pipelines.core.topology import SourceNode
+from mungmo_pipelines.operations.gate import skipped_for_state
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
@@ -74,10 +75,14 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
         ]
     topics = {config.topic_for(f"{database}.{table}") for database, table in tables}
 
-    @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False)
+    # As the JDBC source's: one run at a time on every launch path (two would fence each other's
+    # producer), and a paused or stopped connector's runs move nothing.
+    @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False, pool=source_pool(config))
     def publish(
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
+        if skipped_for_state(context, kafka, config.name):
+            return
         def progress(stats: CdcStats) -> None:
             context.log.info(f"{config.name}: snapshot {snapshot_progress(stats)}")
 
