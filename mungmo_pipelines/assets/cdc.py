@@ -83,6 +83,7 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
     ) -> Iterator[MaterializeResult]:
         if skipped_for_state(context, kafka, config.name):
             return
+
         def progress(stats: CdcStats) -> None:
             context.log.info(f"{config.name}: snapshot {snapshot_progress(stats)}")
 
