@@ -167,12 +167,13 @@ def wait_for_daemons(daemon: subprocess.Popen, timeout_s: float = 120) -> None:
 
 
 class Watcher(threading.Thread):
-    """Polls the target table and notes when each seq first appears."""
+    """Polls the target table and notes when each key (an increasing integer) first appears."""
 
-    def __init__(self, engine: Engine, table: str) -> None:
+    def __init__(self, engine: Engine, table: str, key: str = "seq") -> None:
         super().__init__(daemon=True)
         self.engine = engine
         self.table = table
+        self.key = key
         self.arrived: dict[int, float] = {}
         self.stop = threading.Event()
 
@@ -185,7 +186,8 @@ class Watcher(threading.Thread):
                     f"AND TABLE_NAME = '{self.table}'"
                 ).scalar_one()
                 if exists:
-                    for (seq,) in conn.exec_driver_sql(f"SELECT seq FROM `{self.table}` WHERE seq > {last}"):
+                    rows = conn.exec_driver_sql(f"SELECT `{self.key}` FROM `{self.table}` WHERE `{self.key}` > {last}")
+                    for (seq,) in rows:
                         self.arrived.setdefault(seq, time.time())
                         last = max(last, seq)
                 conn.commit()

@@ -87,9 +87,15 @@ def verdict(evaluation: Any) -> str:
 
 def seed_checks(result: ExecuteInProcessResult, say: Say) -> None:
     """The seed pair's checks, as the run that replicated it ran them."""
-    found = sorted(evaluations(result), key=lambda e: e.check_name)
-    verdicts = ", ".join(f"{e.check_name} {'passed' if e.passed else 'FAILED'}" for e in found)
-    say(f"consistency (정합) after that run: {found[0].asset_key.to_user_string()} {verdicts}")
+    found = sorted(evaluations(result), key=lambda e: (e.asset_key.to_user_string(), e.check_name))
+    say("consistency (정합) checks after that run:")
+    for asset in dict.fromkeys(e.asset_key.to_user_string() for e in found):
+        verdicts = ", ".join(
+            f"{e.check_name} {'passed' if e.passed else 'FAILED'}"
+            for e in found
+            if e.asset_key.to_user_string() == asset
+        )
+        say(f"  {asset}: {verdicts}")
     reasons = {e.metadata["reason"].value for e in found if "reason" in e.metadata and e.check_name == ROWS_CHECK}
     for reason in reasons:
         say(f"  counted only: {reason}")

@@ -51,6 +51,7 @@ def global_setting(name: str, value: str) -> Iterator[None]:
         connection.close()
 
 
+@pytest.mark.stack
 @pytest.mark.parametrize(
     ("name", "value", "fix"),
     [
@@ -122,6 +123,7 @@ def test_each_missing_grant_fails_with_the_grant_statement(limited_user):
         check_grants(login(), [(database, "open_table"), (database, "closed_table")])
 
 
+@pytest.mark.stack
 def test_server_id_must_differ_from_the_servers_and_a_running_readers():
     own = int(_scalar("SELECT @@server_id"))
     with pytest.raises(ServerCheckFailed, match=rf"database.server.id: {own} is the server's own server_id"):
@@ -149,6 +151,7 @@ def _scalar(sql: str):
     return value
 
 
+@pytest.mark.stack
 def test_the_mungmo_user_of_the_stack_passes_every_check_but_cannot_list_replicas():
     """scripts/stack grants REPLICATION SLAVE and BINLOG MONITOR; SHOW SLAVE HOSTS needs more."""
     port = connect().port

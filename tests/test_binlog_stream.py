@@ -187,6 +187,7 @@ def test_xa_transactions_are_refused_by_name(sandbox):
         read_changes(start, [database])
 
 
+@pytest.mark.stack
 def test_an_idle_server_sends_heartbeats_carrying_the_head_position():
     start = head()
     reader = BinlogReader(replica_settings(heartbeat_seconds=0.5), start, include=lambda db, table: False)

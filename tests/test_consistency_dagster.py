@@ -15,6 +15,7 @@ from mungmo_pipelines.assets.keys import job_name, pipeline_job_name
 from mungmo_pipelines.checks.consistency import COUNT_CHECK, COUNT_CHECK_JOB, ROWS_CHECK, ROWS_CHECK_JOB
 from mungmo_pipelines.core.config.loader import load_connectors
 from mungmo_pipelines.core.consistency.store import latest_result
+from mungmo_pipelines.core.source.cdc.incremental import signal_table_ddl
 from mungmo_pipelines.definitions import build_definitions
 from mungmo_pipelines.schedules.consistency import COUNT_SCHEDULE, ROWS_SCHEDULE
 from mungmo_pipelines.sensors.source_changes import CONNECTOR_TAG
@@ -24,7 +25,6 @@ from tests.support.consistency import (
     FILL_MEMBERS,
     MEMBERS_DDL,
     REPAIRABLE_SINK,
-    SIGNAL_DDL,
     CdcReplication,
 )
 from tests.support.sandbox import Sandbox
@@ -206,7 +206,7 @@ class CdcProject(Project):
         self.source_db, self.target_db = sandbox.database("src"), sandbox.database("tgt")
         signal_db = sandbox.database("sig")
         sandbox.execute(self.source_db, MEMBERS_DDL, FILL_MEMBERS.format(rows=300))
-        sandbox.execute(signal_db, SIGNAL_DDL)
+        sandbox.execute(signal_db, signal_table_ddl(signal_db, "debezium_signal"))
         cdc = Cdc(sandbox, [self.source_db], {"signal.data.collection": f"{signal_db}.debezium_signal"})
         self.topic = cdc.topic(self.source_db, "members")
         sandbox.topics.update({self.topic, cdc.topic(signal_db, "debezium_signal")})

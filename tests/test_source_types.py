@@ -160,3 +160,8 @@ def test_floats_are_the_float32_the_driver_reads() -> None:
 def test_control_characters_are_escaped_in_upper_case_hex_like_jackson() -> None:
     assert jackson_json(["\x1f", "\\u00ab", "\n"]) == b'["\\u001F","\\\\u00ab","\\n"]'
     assert jackson_json("멍멍 🐾") == '"멍멍 \\uD83D\\uDC3E"'.encode()  # beyond the BMP: a surrogate pair
+    # Every plane's lead byte (F0-F4 in UTF-8), side by side and twice, around Korean text.
+    assert (
+        jackson_json("\U00040000\U0010ffff가🐾🐾")
+        == b'"\\uD8C0\\uDC00\\uDBFF\\uDFFF\xea\xb0\x80\\uD83D\\uDC3E\\uD83D\\uDC3E"'
+    )

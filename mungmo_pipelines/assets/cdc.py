@@ -1,15 +1,17 @@
 """A Debezium MariaDB (CDC) source's assets: one topic per captured table, ``<db>/<table>`` ->
 ``kafka/<topic.prefix>.<db>.<table>``, the same lineage a JDBC source gives, in one multi-asset."""
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec, MaterializeResult, MetadataValue, multi_asset
 
-from mungmo_pipelines.assets.keys import job_name, table_key, topic_key, unlisted_topics_key
+from mungmo_pipelines.assets.keys import job_name, source_pool, table_key, topic_key, unlisted_topics_key
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.source.cdc.reader import CdcStats, run_cdc_source
 from mungmo_pipelines.core.topology import SourceNode
+from mungmo_pipelines.operations.gate import skipped_for_state
 from mungmo_pipelines.resources import KafkaResource, MariaDBResource
 
 
@@ -71,12 +73,17 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
                 skippable=True,
             )
         ]
-    declared = {spec.key for spec in specs}
+    topics = {config.topic_for(f"{database}.{table}") for database, table in tables}
 
-    @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False)
+    # As the JDBC source's: one run at a time on every launch path (two would fence each other's
+    # producer), and a paused or stopped connector's runs move nothing.
+    @multi_asset(name=f"{job_name(config.name)}_publish", specs=specs, can_subset=False, pool=source_pool(config))
     def publish(
         context: AssetExecutionContext, mariadb: MariaDBResource, kafka: KafkaResource
     ) -> Iterator[MaterializeResult]:
+        if skipped_for_state(context, kafka, config.name):
+            return
+
         def progress(stats: CdcStats) -> None:
             context.log.info(f"{config.name}: snapshot {snapshot_progress(stats)}")
 
@@ -88,11 +95,13 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
         )
         shared = run_metadata(stats)
         snapshot = {t.table: t for t in (stats.snapshot.tables if stats.snapshot else [])}
-        for topic, counts in sorted(stats.tables.items()):
-            if topic_key(topic) not in declared:
-                if node.tables is not None and topic != config.heartbeat_topic:
-                    context.log.warning(f"{topic} is newer than the loaded definitions; reload the code location")
-                continue
+        for topic in sorted(set(stats.tables) - topics):
+            if node.tables is not None and topic != config.heartbeat_topic:
+                context.log.warning(f"{topic} is newer than the loaded definitions; reload the code location")
+        # Every declared topic is materialized, with no events too (as the JDBC source does), so the
+        # sinks downstream in a pipeline run always run: a sink added later or behind catches up.
+        for topic in sorted(topics):
+            counts = stats.tables.get(topic, Counter())
             metadata = {"events": MetadataValue.json(dict(counts)), "records": sum(counts.values()), **shared}
             table = next((t for name, t in snapshot.items() if config.topic_for(name) == topic), None)
             if table is not None:

@@ -208,12 +208,17 @@ def _report(context: OpExecutionContext, result: RepairResult) -> None:
 
 
 def repair_jobs(topology: Topology, replicated: Sequence[ReplicatedTable]) -> list[JobDefinition]:
-    """A repair job per source connector (JDBC or CDC) that has sinks and known tables."""
+    """A repair job per source connector (JDBC or CDC) with tables a sink reads: the tables it may repair
+    (not, say, a CDC source's signal table, whose topic no sink reads)."""
     jobs = []
     for node in topology.sources:
         pipeline = topology.pipeline_of(node.config)
-        if pipeline is None or not node.tables:
+        if pipeline is None:
+            continue
+        sinks = pipeline.sinks
+        tables = [t for t in node.tables or () if any(s.reads_topic(node.config.topic_for(t)) for s in sinks)]
+        if not tables:
             continue
         checked = [r for r in replicated if r.source.name == node.config.name]
-        jobs.append(repair_job(node.config, node.tables, pipeline.sinks, checked))
+        jobs.append(repair_job(node.config, tables, sinks, checked))
     return jobs

@@ -25,6 +25,7 @@ from dagster_graphql import DagsterGraphQLClient
 
 from mungmo_pipelines.assets.keys import change_sensor_name, job_name, lag_sensor_name, pipeline_job_name
 from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import SourceConfig
 from mungmo_pipelines.core.config.sink import SinkConfig
@@ -40,6 +41,7 @@ FINISHED = [DagsterRunStatus.SUCCESS, DagsterRunStatus.FAILURE, DagsterRunStatus
 MOVING = [DagsterRunStatus.STARTING, DagsterRunStatus.STARTED, DagsterRunStatus.CANCELING]
 RUNS_LOOKED_AT = 10
 RESTART_TAG = "mungmo/restart"
+SOURCE_CLASSES = (JdbcSourceConfig, DebeziumSourceConfig)
 
 
 def _listed_tables(config: SourceConfig) -> tuple[str, ...] | None:
@@ -73,15 +75,16 @@ class DagsterOrchestrator:
         found = catalog.files[name]
         topology = Topology.build(catalog.connectors, tables_of=_listed_tables)
         jobs = [job_name(name), REPLICATE_ALL_JOB]
-        if isinstance(found.config, JdbcSourceConfig) and topology.pipeline_of(found.config) is not None:
-            jobs.append(pipeline_job_name(found.config))
         if isinstance(found.config, SinkConfig):
             jobs += [pipeline_job_name(p.source) for p in topology.pipelines_with(found.config)]
+        elif isinstance(found.config, SOURCE_CLASSES) and topology.pipeline_of(found.config) is not None:
+            jobs.append(pipeline_job_name(found.config))
         return jobs
 
     @staticmethod
     def step_of(catalog: Catalog, name: str) -> str:
-        suffix = "_publish" if isinstance(catalog.files[name].config, JdbcSourceConfig) else "_write"
+        """The connector's step: a sink's ``_write``, a source's (JDBC or CDC) ``_publish``."""
+        suffix = "_write" if isinstance(catalog.files[name].config, SinkConfig) else "_publish"
         return job_name(name) + suffix
 
     def _records(self, jobs: list[str], statuses: list[DagsterRunStatus], limit: int) -> list[RunRecord]:
@@ -134,7 +137,7 @@ class DagsterOrchestrator:
 
     def sensors(self, catalog: Catalog, name: str) -> dict[str, str]:
         found = catalog.files[name]
-        if isinstance(found.config, JdbcSourceConfig):
+        if isinstance(found.config, SOURCE_CLASSES):
             sensor = change_sensor_name(found.config)
         elif isinstance(found.config, SinkConfig):
             sensor = lag_sensor_name(found.config)

@@ -26,6 +26,7 @@ from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_r
 from mungmo_pipelines.core.consistency.repair import CdcRepair, JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.settings import mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
+from mungmo_pipelines.core.source.cdc.incremental import signal_table_ddl
 from mungmo_pipelines.core.source.cdc.reader import CdcRun, SnapshotRequest
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.runtime import SourceRun
@@ -209,7 +210,6 @@ class Replication(Pipeline):
         )
 
 
-SIGNAL_DDL = "CREATE TABLE debezium_signal (id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT)"
 # Debezium's JDBC sink as a repair needs it: upserts by the record key, deletes applied, tables created.
 DEBEZIUM_SINK = {
     "insert.mode": "upsert",
@@ -239,7 +239,7 @@ class CdcReplication(Pipeline):
         self.source_db, self.target_db = sandbox.database(f"src{label}"), sandbox.database(f"tgt{label}")
         self.signal_db = sandbox.database(f"sig{label}")
         sandbox.execute(self.source_db, ddl)
-        sandbox.execute(self.signal_db, SIGNAL_DDL)
+        sandbox.execute(self.signal_db, signal_table_ddl(self.signal_db, "debezium_signal"))
         options = {"signal.data.collection": f"{self.signal_db}.debezium_signal", **(source_options or {})}
         self.cdc = Cdc(sandbox, [self.source_db], options)
         self.source = self.cdc.config()

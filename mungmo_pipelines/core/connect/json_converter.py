@@ -7,6 +7,7 @@ sink reads theirs.
 
 from __future__ import annotations
 
+import functools
 import json
 import re
 from collections.abc import Sequence
@@ -22,13 +23,31 @@ from mungmo_pipelines.core.errors import MalformedRecord, RecordRejected
 
 # A \u00XX escape (after an even run of backslashes, so not an escaped backslash followed by "u").
 _LOWER_HEX_ESCAPE = re.compile(rb"(?<!\\)((?:\\\\)*)\\u00([0-9a-f]{2})")
-# A character outside the Basic Multilingual Plane (4 bytes in UTF-8), such as an emoji.
-_SUPPLEMENTARY = re.compile(rb"[\xf0-\xf4][\x80-\xbf]{3}")
+# The lead bytes of 4-byte UTF-8 sequences: characters outside the Basic Multilingual Plane, such as
+# emoji. In valid UTF-8 (orjson's output) these bytes occur nowhere else.
+_SUPPLEMENTARY_LEADS = (b"\xf0", b"\xf1", b"\xf2", b"\xf3", b"\xf4")
 
 
-def _surrogate_pair_escape(match: re.Match[bytes]) -> bytes:
-    offset = ord(match[0].decode("utf-8")) - 0x10000
+@functools.lru_cache(maxsize=4096)
+def _surrogate_pair_escape(character: bytes) -> bytes:
+    """One 4-byte UTF-8 character as Jackson's escaped UTF-16 surrogate pair."""
+    offset = ord(character.decode("utf-8")) - 0x10000
     return b"\\u%04X\\u%04X" % (0xD800 + (offset >> 10), 0xDC00 + (offset & 0x3FF))
+
+
+def _escape_supplementary(text: bytes, lead: bytes) -> bytes:
+    """Every character starting with ``lead`` as a surrogate pair, found with ``bytes.find`` (memchr):
+    a regular expression over the whole text cost ~2 us per 300-byte row, six times orjson's own time."""
+    parts = []
+    start = 0
+    at = text.find(lead)
+    while at >= 0:
+        parts.append(text[start:at])
+        parts.append(_surrogate_pair_escape(text[at : at + 4]))
+        start = at + 4
+        at = text.find(lead, start)
+    parts.append(text[start:])
+    return b"".join(parts)
 
 
 def dumps(document: Any) -> bytes:
@@ -46,12 +65,12 @@ def jackson_json(document: Any) -> bytes:
     (tests/fixtures/debezium).
     """
     text = orjson.dumps(document)
-    if b"\\u00" in text:
+    if b"\\" in text and b"\\u00" in text:  # the one-byte test is a memchr, the four-byte one is not
         text = _LOWER_HEX_ESCAPE.sub(lambda m: m[1] + b"\\u00" + m[2].upper(), text)
-    # Lead bytes F0-F4 start the 4-byte sequences; byte searches are much cheaper than the regex.
-    if not text.isascii() and (b"\xf0" in text or b"\xf4" in text or b"\xf1" in text or b"\xf2" in text
-                               or b"\xf3" in text):  # fmt: skip
-        text = _SUPPLEMENTARY.sub(_surrogate_pair_escape, text)
+    if not text.isascii():
+        for lead in _SUPPLEMENTARY_LEADS:
+            if lead in text:
+                text = _escape_supplementary(text, lead)
     return text
 
 

@@ -219,7 +219,12 @@ class TransactionalProducer:
         """Drop what is queued and let go of the brokers, without waiting for an unreachable one."""
         self._producer.purge(in_queue=True, in_flight=True, blocking=False)
         if self.down_since is None:
-            self._producer.close()
+            try:
+                self._producer.close()
+            except KafkaException as err:
+                # A producer left in a fatal state (an abort the broker refused with INVALID_TXN_STATE, right
+                # after a transaction began) says so again here; the run's own error is the one to raise.
+                log.warning("closing the producer of %r: %s", self.transactional_id, err)
 
 
 class TransactionBoundary(StrEnum):

@@ -284,7 +284,7 @@ class ChangeEventEncoder:
             ts_ns // 1000,
             ts_ns,
         )
-        return (prefix or self._value_prefix) + before + b',"after":' + after + tail
+        return b"".join((prefix or self._value_prefix, before, b',"after":', after, tail))  # one copy of the ~4 KB
 
     def _key(self, image: dict[str, Any]) -> bytes | None:
         if not self._key_positions:

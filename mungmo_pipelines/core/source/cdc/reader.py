@@ -467,14 +467,17 @@ class CdcRead:
 
     def _replica(self) -> ReplicaSettings:
         config = self.config
-        idle = config.run_idle_ms / 1000
+        # A run that keeps streaming commits its open Kafka transaction at the first event or server
+        # heartbeat after it is due: with the heartbeat at half the transaction interval, a change
+        # written just before the binlog goes quiet is visible ~1-1.5 s later, not a 5 s heartbeat later.
+        follow_heartbeat = max(0.1, min(5.0, config.run_idle_ms / 2000, config.transaction_interval_ms / 2000))
         return ReplicaSettings(
             self.connection.host,
             self.connection.port,
             self.connection.user or "",
             self.connection.password.reveal() if self.connection.password else "",
             config.server_id,
-            heartbeat_seconds=min(5.0, max(0.1, idle / 2)) if config.run_duration_ms else 1.0,
+            heartbeat_seconds=follow_heartbeat if config.run_duration_ms else 1.0,
             connect_timeout=config.connect_timeout_ms / 1000,
             ssl_disabled=True,
         )
