@@ -36,26 +36,14 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 from sqlalchemy import make_url  # noqa: E402
 
-from bench.source import FILL, WALKS, peak_rss_mb, run_stage  # noqa: E402
+from bench.source import FILL, WALKS, peak_rss_mb, raw_read, run_stage  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, BinlogReader, ReplicaSettings, RowChange  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.checks import binary_logs, head_position  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.replica import open_dump  # noqa: E402
+from mungmo_pipelines.core.mariadb.session import admin_connection  # noqa: E402
 from mungmo_pipelines.core.settings import mariadb_admin_url  # noqa: E402
 
 SERVER_ID = 7_000_001
-
-
-def admin_connection(database: str | None = None) -> pymysql.Connection:
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-        autocommit=True,
-        charset="utf8mb4",
-    )
 
 
 def replica_settings() -> ReplicaSettings:
@@ -69,16 +57,7 @@ def replica_settings() -> ReplicaSettings:
 
 
 def stage_select(args: argparse.Namespace) -> dict:
-    connection = admin_connection(args.database)
-    started = time.perf_counter()
-    cursor = connection.cursor(pymysql.cursors.SSCursor)
-    cursor.execute(f"SELECT * FROM `{args.table}`")
-    rows = 0
-    while batch := cursor.fetchmany(1000):
-        rows += len(batch)
-    seconds = time.perf_counter() - started
-    connection.close()
-    return {"rows": rows, "seconds": seconds}
+    return raw_read(args.database, f"SELECT * FROM `{args.table}`")
 
 
 def stage_packets(args: argparse.Namespace) -> dict:

@@ -48,15 +48,16 @@ sys.path.insert(0, str(ROOT))
 import pymysql  # noqa: E402
 from sqlalchemy import make_url  # noqa: E402
 
-from bench.binlog_read import admin_connection, replica_settings, write_rows  # noqa: E402
+from bench.binlog_read import replica_settings, write_rows  # noqa: E402
 from bench.report import Report, add_markdown_flag  # noqa: E402
-from bench.source import FILL, WALKS, peak_rss_mb, run_stage  # noqa: E402
+from bench.source import FILL, WALKS, peak_rss_mb, raw_read, run_stage  # noqa: E402
 from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS  # noqa: E402
 from mungmo_pipelines.core.config.debezium_source import MARIADB_CONNECTOR_CLASS  # noqa: E402
 from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
 from mungmo_pipelines.core.kafka.clients import KafkaSettings  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog import BinlogError, BinlogPosition, BinlogReader, RowChange  # noqa: E402
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position  # noqa: E402
+from mungmo_pipelines.core.mariadb.session import admin_connection  # noqa: E402
 from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url  # noqa: E402
 
 SERVER_ID = 7_000_101
@@ -123,16 +124,7 @@ def _options(args: argparse.Namespace) -> dict[str, str]:
 
 
 def stage_select(args: argparse.Namespace) -> dict:
-    connection = admin_connection(args.database)
-    started = time.perf_counter()
-    cursor = connection.cursor(pymysql.cursors.SSCursor)
-    cursor.execute(f"SELECT * FROM `{args.table}` ORDER BY id")
-    rows = 0
-    while batch := cursor.fetchmany(1000):
-        rows += len(batch)
-    seconds = time.perf_counter() - started
-    connection.close()
-    return {"rows": rows, "seconds": seconds}
+    return raw_read(args.database, f"SELECT * FROM `{args.table}` ORDER BY id")
 
 
 def stage_binlog(args: argparse.Namespace) -> dict:

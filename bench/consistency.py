@@ -48,6 +48,7 @@ from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_r
 from mungmo_pipelines.core.consistency.repair import JdbcRepair, RepairResult, RepairScope, RepairTarget
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
 from mungmo_pipelines.core.kafka.topics import ensure_topic
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.operations.offsets import ConnectorOffset, JdbcSourceOffsets
 from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import JdbcSink
@@ -91,14 +92,6 @@ ROW_BYTES = """SELECT AVG(LENGTH(CONCAT_WS('', member_name, email, status, weigh
   neutered, postcode, walk_note, prefs, created_at, updated_at)) + 8) FROM members"""
 
 
-def connect(database: str | None = None) -> pymysql.Connection:
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=database,
-        charset="utf8mb4", autocommit=True,
-    )  # fmt: skip
-
-
 def timed(action: callable) -> tuple[float, object]:
     started = time.perf_counter()
     value = action()
@@ -108,7 +101,7 @@ def timed(action: callable) -> tuple[float, object]:
 def full_read(database: str) -> int:
     """Every row of both tables into Python, streamed (the cheapest way PyMySQL reads them)."""
     rows = 0
-    with connect(database) as conn:
+    with admin_connection(database) as conn:
         for table in ("members", "members_copy"):
             with conn.cursor(pymysql.cursors.SSCursor) as cursor:
                 cursor.execute(f"SELECT * FROM {table}")
@@ -118,7 +111,7 @@ def full_read(database: str) -> int:
 
 
 def checksum_tables(database: str) -> None:
-    with connect(database) as conn, conn.cursor() as cursor:
+    with admin_connection(database) as conn, conn.cursor() as cursor:
         for table in ("members", "members_copy"):
             cursor.execute(f"CHECKSUM TABLE {table}")
             cursor.fetchall()
@@ -127,7 +120,7 @@ def checksum_tables(database: str) -> None:
 def add_differences(database: str, rows: int, each: int, seed: int) -> dict[str, set[int]]:
     ids = random.Random(seed).sample(range(1, rows + 1), 3 * each)
     made = {"missing": set(ids[:each]), "extra": set(ids[each : 2 * each]), "different": set(ids[2 * each :])}
-    with connect(database) as conn, conn.cursor() as cursor:
+    with admin_connection(database) as conn, conn.cursor() as cursor:
         cursor.execute(f"DELETE FROM members_copy WHERE id IN ({', '.join(map(str, made['missing']))})")
         cursor.execute(f"DELETE FROM members WHERE id IN ({', '.join(map(str, made['extra']))})")
         changes = ("member_name = CONCAT(member_name, '!')", "weight_kg = weight_kg + 0.01", "walk_note = NULL")
@@ -249,10 +242,10 @@ def main() -> None:
     kafka = KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")
     database = f"mungmo_bench_{uuid.uuid4().hex[:8]}"
     load_before = os.getloadavg()
-    with connect() as conn, conn.cursor() as cursor:
+    with admin_connection() as conn, conn.cursor() as cursor:
         cursor.execute(f"CREATE DATABASE {database} DEFAULT CHARACTER SET utf8mb4")
     try:
-        with connect(database) as conn, conn.cursor() as cursor:
+        with admin_connection(database) as conn, conn.cursor() as cursor:
             cursor.execute("SET SESSION time_zone = '+00:00'")
             cursor.execute(SOURCE_DDL)
             cursor.execute(TARGET_DDL)
@@ -277,7 +270,7 @@ def main() -> None:
         assert after.passed and not after.explained and not after.in_flight, after.summary()
         assert (repaired.sent.rows_sent, repaired.sent.tombstones_sent) == (2 * args.differences, args.differences)
     finally:
-        with connect() as conn, conn.cursor() as cursor:
+        with admin_connection() as conn, conn.cursor() as cursor:
             cursor.execute(f"DROP DATABASE IF EXISTS {database}")
         drop_topics(kafka, database)
     load_after = os.getloadavg()

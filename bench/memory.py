@@ -30,7 +30,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import create_engine, make_url  # noqa: E402
 
 from bench.report import Report, add_markdown_flag  # noqa: E402
-from bench.source import FILL, WALKS, connector_body, drop_bench_data  # noqa: E402
+from bench.source import FILL, WALKS, connector_body, drop_bench_data, raw_read  # noqa: E402
 from bench.source import run_stage as run_source_stage  # noqa: E402
 from mungmo_pipelines.core.config.jdbc_sink import JDBC_SINK_CLASS  # noqa: E402
 from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
@@ -48,19 +48,7 @@ def kafka() -> KafkaSettings:
 
 
 def stage_read(args: argparse.Namespace) -> int:
-    import pymysql.cursors
-
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(
-        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=args.database
-    )
-    cursor = conn.cursor(pymysql.cursors.SSCursor)
-    cursor.execute("SELECT * FROM walks")
-    rows = 0
-    while batch := cursor.fetchmany(100):
-        rows += len(batch)
-    conn.close()
-    return rows
+    return raw_read(args.database, "SELECT * FROM walks")["rows"]
 
 
 def stage_source(args: argparse.Namespace) -> int:

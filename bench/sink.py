@@ -58,6 +58,7 @@ from mungmo_pipelines.core.kafka.clients import KafkaSettings, read_to_end, topi
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb.columns import BINARY_CHARSET, ResultColumn
 from mungmo_pipelines.core.mariadb.dialect import STRICT_SQL_MODE
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.settings import PROJECT_ROOT, kafka_bootstrap, mariadb_admin_url
 from mungmo_pipelines.core.sink.runtime import FETCH_BYTES, IDLE_POLL_SLEEP_MS, JdbcSink
 
@@ -293,11 +294,7 @@ class Bench:
             consumer.close()
 
     def connect(self) -> pymysql.Connection:
-        url = self.admin_url
-        conn = pymysql.connect(
-            host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-            database=self.database, charset="utf8mb4", autocommit=False,
-        )  # fmt: skip
+        conn = admin_connection(self.database, autocommit=False)
         with conn.cursor() as cursor:
             cursor.execute("SET SESSION sql_mode = %s", (STRICT_SQL_MODE,))
         return conn

@@ -45,6 +45,7 @@ from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS  # noqa: 
 from mungmo_pipelines.core.config.loader import parse_connector  # noqa: E402
 from mungmo_pipelines.core.kafka.clients import KafkaSettings  # noqa: E402
 from mungmo_pipelines.core.kafka.topics import ensure_topic  # noqa: E402
+from mungmo_pipelines.core.mariadb.session import admin_connection  # noqa: E402
 from mungmo_pipelines.core.settings import kafka_bootstrap, mariadb_admin_url  # noqa: E402
 
 SAMPLE = 10_000
@@ -100,39 +101,36 @@ def peak_rss_mb() -> float:
 # --- stages (each runs in its own process) -----------------------------------------------
 
 
-def stage_read(args: argparse.Namespace) -> dict:
-    import pymysql
+def raw_read(database: str, query: str) -> dict:
+    """The baseline read: ``query``'s rows streamed by PyMySQL's unbuffered cursor, nothing done with them."""
     import pymysql.cursors
 
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(
-        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=args.database
-    )
+    conn = admin_connection(database)
     started = time.perf_counter()
     cursor = conn.cursor(pymysql.cursors.SSCursor)
-    cursor.execute("SELECT * FROM walks")
+    cursor.execute(query)
     rows = 0
-    while batch := cursor.fetchmany(100):
+    while batch := cursor.fetchmany(1000):
         rows += len(batch)
     seconds = time.perf_counter() - started
     conn.close()
     return {"rows": rows, "seconds": seconds}
 
 
+def stage_read(args: argparse.Namespace) -> dict:
+    return raw_read(args.database, "SELECT * FROM walks")
+
+
 def _sample(args: argparse.Namespace):
     """Rows of the table already in memory and the source's encoder for them."""
-    import pymysql
+    from mungmo_pipelines.core.connect.json_converter import RowEncoder
+    from mungmo_pipelines.core.connect.source_types import field_codec
+    from mungmo_pipelines.core.mariadb.columns import ResultColumn
 
-    from mungmo_pipelines.core.connect_json import RowEncoder
-    from mungmo_pipelines.core.mariadb_types import SourceColumn, field_codec
-
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(
-        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=args.database
-    )
+    conn = admin_connection(args.database)
     cursor = conn.cursor()
     cursor.execute(f"SELECT * FROM walks LIMIT {SAMPLE}")
-    columns = [SourceColumn.from_field(f) for f in cursor._result.fields]
+    columns = [ResultColumn.from_field(f) for f in cursor._result.fields]
     rows = cursor.fetchall()
     conn.close()
     return rows, RowEncoder([field_codec(c) for c in columns], "walks", [0])
@@ -188,7 +186,7 @@ def stage_produce(args: argparse.Namespace) -> dict:
 
 def stage_produce_librdkafka(args: argparse.Namespace) -> dict:
     """The source's own producer (``TransactionalProducer``, librdkafka)."""
-    from mungmo_pipelines.core.kafka_io import TransactionalProducer
+    from mungmo_pipelines.core.kafka.transactions import TransactionalProducer
 
     settings = KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")
     ensure_topic(settings, args.topic)
@@ -199,13 +197,13 @@ def stage_produce_librdkafka(args: argparse.Namespace) -> dict:
 
 
 def stage_source(args: argparse.Namespace) -> dict:
-    from mungmo_pipelines.core.source import JdbcSource
+    from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 
     options = json.loads(args.options)
     config = parse_connector(connector_body(args.database, args.topic, args.offsets, **options))
     engine = create_engine(make_url(mariadb_admin_url()).set(database=args.database))
     started = time.perf_counter()
-    run = JdbcSource(config, engine, KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench")).run()
+    run = run_jdbc_source(config, engine, KafkaSettings(kafka_bootstrap(), client_id="mungmo-bench"))
     seconds = time.perf_counter() - started
     (table,) = run.tables
     return {"rows": table.rows, "seconds": seconds, "transactions": table.transactions}

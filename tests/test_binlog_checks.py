@@ -12,8 +12,6 @@ import shutil
 import subprocess
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import pymysql
@@ -33,22 +31,15 @@ from mungmo_pipelines.core.mariadb.binlog.checks import (
     check_server_id,
 )
 from mungmo_pipelines.core.mariadb.binlog.schema import SchemaCompleter
-from tests.support.binlog import connect, head, purge_binary_logs_to, read_changes, replica_settings, rows_of
-
-
-@contextmanager
-def global_setting(name: str, value: str) -> Iterator[None]:
-    connection = connect()
-    with connection.cursor() as cursor:
-        cursor.execute(f"SELECT @@global.{name}")
-        (old,) = cursor.fetchone()
-        cursor.execute(f"SET GLOBAL {name} = {value}")
-    try:
-        yield
-    finally:
-        with connection.cursor() as cursor:
-            cursor.execute(f"SET GLOBAL {name} = %s", (old,))
-        connection.close()
+from tests.support.binlog import (
+    connect,
+    global_setting,
+    head,
+    purge_binary_logs_to,
+    read_changes,
+    replica_settings,
+    rows_of,
+)
 
 
 @pytest.mark.stack

@@ -12,7 +12,7 @@ from mungmo_pipelines.core.mariadb.binlog import (
     TransactionCommit,
     UnsupportedBinlogEvent,
 )
-from tests.support.binlog import connect, head, read_changes, replica_settings, rows_of
+from tests.support.binlog import connect, global_setting, head, read_changes, replica_settings, rows_of
 
 
 def _set_global(name: str, value: str) -> str:
@@ -218,12 +218,7 @@ def test_tables_left_out_are_not_parsed_and_refused_types_are_named_where_includ
 
 def test_an_event_above_16_mb_arrives_in_several_packets_and_is_joined(sandbox):
     database = sandbox.database("large")
-    admin = connect()
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT @@global.max_allowed_packet")
-        (old,) = cursor.fetchone()
-        cursor.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
-    try:
+    with global_setting("max_allowed_packet", "64 * 1024 * 1024"):
         connection = connect(database)  # new sessions take the new global value
         with connection.cursor() as cursor:
             cursor.execute("CREATE TABLE blobs (id INT PRIMARY KEY, body LONGBLOB)")
@@ -231,9 +226,5 @@ def test_an_event_above_16_mb_arrives_in_several_packets_and_is_joined(sandbox):
             cursor.execute("INSERT INTO blobs VALUES (1, REPEAT(x'c0ffee', 6 * 1024 * 1024))")
         connection.close()
         (change,) = rows_of(read_changes(start, [database]))
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SET GLOBAL max_allowed_packet = %s", (old,))
-        admin.close()
     assert change.after[1] == b"\xc0\xff\xee" * 6 * 1024 * 1024
     assert change.source.next_pos - change.source.pos > 0xFFFFFF

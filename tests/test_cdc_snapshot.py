@@ -18,7 +18,7 @@ import pytest
 from mungmo_pipelines.core import faults
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
 from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest, gtid_state_at
-from tests.support.binlog import connect, head, replica_settings
+from tests.support.binlog import connect, global_setting, head, replica_settings
 from tests.support.cdc import Cdc, Raw, check_chain, fold
 from tests.support.sandbox import Sandbox
 
@@ -269,19 +269,11 @@ def test_a_snapshot_after_an_event_larger_than_max_allowed_packet_finds_its_gtid
     reading there, at the session's max_allowed_packet); the state is then read from the file."""
     database, other = sandbox.database("src"), sandbox.database("big")
     sandbox.execute(other, "CREATE TABLE blob_rows (id INT PRIMARY KEY, body LONGTEXT)")
-    admin = connect()
-    with admin.cursor() as cursor:
-        cursor.execute("SELECT @@global.max_allowed_packet")
-        (old,) = cursor.fetchone()
-        cursor.execute("SET GLOBAL max_allowed_packet = 64 * 1024 * 1024")
-    try:
+    with global_setting("max_allowed_packet", "64 * 1024 * 1024"):
         big = connect(other)
         with big.cursor() as cursor:
             cursor.execute("INSERT INTO blob_rows VALUES (1, REPEAT('x', 17 * 1024 * 1024))")
         big.close()
-    finally:
-        with admin.cursor() as cursor:
-            cursor.execute("SET GLOBAL max_allowed_packet = %s", (old,))
     sandbox.execute(database, TABLE.format("t"), "INSERT INTO t VALUES (1, 'a')")
     before = head()
     sandbox.execute(database, "INSERT INTO t VALUES (2, 'b')")  # an event now starts there

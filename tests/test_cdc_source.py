@@ -21,10 +21,9 @@ from mungmo_pipelines.core.mariadb.binlog.checks import ServerCheckFailed
 from mungmo_pipelines.core.mariadb.catalog import read_table_schema
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
 from mungmo_pipelines.core.source.cdc.reader import connect as cdc_connect
-from tests.support.binlog import connect, head, purge_binary_logs_to
+from tests.support.binlog import connect, global_setting, head, purge_binary_logs_to
 from tests.support.cdc import Cdc, Raw, check_chain, fold, read_raw
 from tests.support.sandbox import Sandbox
-from tests.test_binlog_checks import global_setting
 
 UTC = dt.UTC
 PETS = """

@@ -13,15 +13,11 @@ from mungmo_pipelines.core.config.jdbc_source import JDBC_SOURCE_CLASS, JdbcSour
 from mungmo_pipelines.core.config.loader import load_connectors, parse_connector
 from mungmo_pipelines.core.config.providers import format_properties, read_properties
 from mungmo_pipelines.core.errors import ConnectorConfigError, ConnectorLoadErrors
-from tests.support import seed
-from tests.support.seed import with_password
+from tests.support.seed import COMMITTED_SINK as SEED_SINK
+from tests.support.seed import COMMITTED_SOURCE as SEED_SOURCE
+from tests.support.seed import ENV
 
 ROOT = Path(__file__).resolve().parents[1]
-ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
-
-# The bodies the team POSTed to Kafka Connect, the password read from the environment.
-SEED_SOURCE = with_password(seed.SEED_SOURCE, "${env:MUNGMO_DB_PASSWORD}")
-SEED_SINK = with_password(seed.SEED_SINK, "${env:MUNGMO_DB_PASSWORD}")
 
 
 def test_committed_connector_files_are_the_seed_bodies() -> None:

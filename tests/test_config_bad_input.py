@@ -17,7 +17,9 @@ from mungmo_pipelines.core.config.providers import parse_properties, resolve_ref
 from mungmo_pipelines.core.errors import ConfigProviderError, ConnectorConfigError, SourceError
 from mungmo_pipelines.core.mariadb.connection import SslMode, Tls, parse_jdbc_url
 from mungmo_pipelines.core.source.jdbc import resolve_tables
-from tests.test_config import ENV, SEED_SINK, SEED_SOURCE
+from tests.support.seed import COMMITTED_SINK as SEED_SINK
+from tests.support.seed import COMMITTED_SOURCE as SEED_SOURCE
+from tests.support.seed import ENV
 
 
 def body(seed: dict[str, Any], **changes: str) -> dict[str, Any]:

@@ -25,6 +25,7 @@ from mungmo_pipelines.core.errors import ConsistencyError
 from mungmo_pipelines.core.mariadb.binlog import BinlogReader, RowChange
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.connection import server_of
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.source.cdc.offsets import CdcOffset
 from tests.support.binlog import head as binlog_head
 from tests.support.binlog import replica_settings
@@ -39,7 +40,7 @@ from tests.support.consistency import (
     keys_of,
     pipeline_fixture,
 )
-from tests.support.sandbox import Sandbox, admin_connection
+from tests.support.sandbox import Sandbox
 
 SMALL = CheckSettings(chunk_seconds=0.05, piece_rows=64)
 ROWS = 5000

@@ -12,11 +12,8 @@ import threading
 import time
 from collections import deque
 
-import pymysql
-from sqlalchemy import make_url
-
 from mungmo_pipelines.core.consistency import CheckSettings, SyncPoints, TableSpec
-from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from tests.support.consistency import keys_of, run_check
 from tests.support.sandbox import Sandbox
 from tests.support.threads import Background
@@ -33,14 +30,6 @@ HOT = 150  # updated every fifth write: always ahead of the target
 LAG_S = 1.0
 WRITES_PER_S = 50
 SETTINGS = CheckSettings(chunk_seconds=0.05, piece_rows=64)
-
-
-def connect(database: str) -> pymysql.Connection:
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=database,
-        autocommit=True, charset="utf8mb4",
-    )  # fmt: skip
 
 
 class LaggingPipeline(Background):
@@ -74,7 +63,7 @@ class LaggingPipeline(Background):
         live = [key for key in range(UNTOUCHED + 1, ROWS + 1) if key != HOT]
         next_id = ROWS + 1
         try:
-            with connect(self.source_db) as conn, conn.cursor() as cursor:
+            with admin_connection(self.source_db) as conn, conn.cursor() as cursor:
                 while not self.stopping:
                     action = rng.random()
                     score = rng.randint(0, 9999) / 100
@@ -106,7 +95,7 @@ class LaggingPipeline(Background):
 
     def _copy(self) -> None:
         try:
-            with connect(self.target_db) as conn, conn.cursor() as cursor:
+            with admin_connection(self.target_db) as conn, conn.cursor() as cursor:
                 while not self.stopping:
                     with self._lock:
                         ready = self._written and self._written[0][3] <= time.monotonic() - LAG_S

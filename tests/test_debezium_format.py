@@ -36,9 +36,7 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import pymysql
 import pytest
-from sqlalchemy import make_url
 
 from mungmo_pipelines.core.connect.debezium import (
     ChangeEventEncoder,
@@ -55,7 +53,7 @@ from mungmo_pipelines.core.connect.debezium.columns import java_bigdecimal_text
 from mungmo_pipelines.core.mariadb.catalog import enum_labels, read_table_schema
 from mungmo_pipelines.core.mariadb.columns import TableSchema
 from mungmo_pipelines.core.mariadb.select_values import contract_row, select_converters
-from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from tests.support.sandbox import Sandbox
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures" / "debezium"
@@ -104,9 +102,7 @@ class Replay:
 
 @contextmanager
 def admin_cursor(database: str | None = None) -> Iterator[Any]:
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-                           database=database, charset="utf8mb4", autocommit=True)  # fmt: skip
+    conn = admin_connection(database)
     try:
         yield conn.cursor()
     finally:
@@ -117,12 +113,8 @@ class Server:
     """One session on the sandbox database, reading tables as the snapshot or the binlog sees them."""
 
     def __init__(self, database: str) -> None:
-        url = make_url(mariadb_admin_url())
         self.database = database
-        self.conn = pymysql.connect(
-            host=url.host, port=url.port or 3306, user=url.username, password=url.password or "",
-            database=database, charset="utf8mb4", autocommit=True,
-        )  # fmt: skip
+        self.conn = admin_connection(database)
         self.cursor = self.conn.cursor()
         self.execute("SET SESSION time_zone = '+00:00'")
 

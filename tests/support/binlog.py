@@ -6,6 +6,8 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import struct
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import Any
 
 import pymysql
@@ -15,9 +17,9 @@ from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, BinlogReader, R
 from mungmo_pipelines.core.mariadb.binlog.changes import Change, Heartbeat
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.columns import TableSchema
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.mariadb.values import InvalidTemporal
 from mungmo_pipelines.core.settings import mariadb_admin_url
-from tests.support.sandbox import admin_connection
 
 # Each reader of a test run registers under its own id (the server ends an older dump of the same id).
 _server_ids = itertools.count(3_000_000 + (id(object()) % 100_000) * 10)
@@ -26,6 +28,22 @@ _server_ids = itertools.count(3_000_000 + (id(object()) % 100_000) * 10)
 def connect(database: str | None = None) -> pymysql.Connection:
     """An admin connection whose session reads TIMESTAMPs in UTC, as the binlog holds them."""
     return admin_connection(database, init_command="SET time_zone = '+00:00'")
+
+
+@contextmanager
+def global_setting(name: str, value: str) -> Iterator[None]:
+    """The server's global ``name`` set to ``value`` (new sessions see it) until the block ends."""
+    connection = connect()
+    with connection.cursor() as cursor:
+        cursor.execute(f"SELECT @@global.{name}")
+        (old,) = cursor.fetchone()
+        cursor.execute(f"SET GLOBAL {name} = {value}")
+    try:
+        yield
+    finally:
+        with connection.cursor() as cursor:
+            cursor.execute(f"SET GLOBAL {name} = %s", (old,))
+        connection.close()
 
 
 def replica_settings(**overrides: Any) -> ReplicaSettings:

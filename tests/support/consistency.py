@@ -11,10 +11,9 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
-import pymysql
 import pytest
 from pymysql.constants import CLIENT
-from sqlalchemy import Engine, make_url
+from sqlalchemy import Engine
 
 from mungmo_pipelines.core.config.debezium_sink import DEBEZIUM_SINK_CLASS
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
@@ -24,7 +23,7 @@ from mungmo_pipelines.core.config.sink import SinkConfig
 from mungmo_pipelines.core.consistency import CheckResult, CheckSettings, TableSpec, check_table
 from mungmo_pipelines.core.consistency.pipelines import ReplicatedTable, check_replicated
 from mungmo_pipelines.core.consistency.repair import CdcRepair, JdbcRepair, RepairResult, RepairScope, RepairTarget
-from mungmo_pipelines.core.settings import mariadb_admin_url
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.sink.runtime import JdbcSink, SinkRun
 from mungmo_pipelines.core.source.cdc.incremental import signal_table_ddl
 from mungmo_pipelines.core.source.cdc.reader import CdcRun, SnapshotRequest
@@ -69,16 +68,7 @@ def ensure_time_zone(admin: Engine, zone: str) -> str:
     script = subprocess.run(
         [tool, f"/usr/share/zoneinfo/{zone}", zone], check=True, capture_output=True, text=True
     ).stdout
-    url = make_url(mariadb_admin_url())
-    conn = pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database="mysql",
-        client_flag=CLIENT.MULTI_STATEMENTS,
-        autocommit=True,
-    )
+    conn = admin_connection("mysql", client_flag=CLIENT.MULTI_STATEMENTS)
     try:
         with conn.cursor() as cursor:
             cursor.execute(script)

@@ -5,7 +5,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-import pymysql
 from kafka.errors import UnknownTopicOrPartitionError
 from sqlalchemy import Engine, create_engine, make_url
 
@@ -98,18 +97,3 @@ class Sandbox:
                 pass
             finally:
                 admin.close()
-
-
-def admin_connection(database: str | None = None, autocommit: bool = True, **options: str) -> pymysql.Connection:
-    """A raw PyMySQL connection as the admin account, outside SQLAlchemy's pool."""
-    url = make_url(mariadb_admin_url())
-    return pymysql.connect(
-        host=url.host,
-        port=url.port or 3306,
-        user=url.username,
-        password=url.password or "",
-        database=database,
-        autocommit=autocommit,
-        charset="utf8mb4",
-        **options,
-    )

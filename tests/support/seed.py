@@ -37,3 +37,9 @@ SEED_SINK: dict[str, Any] = {
 def with_password(body: dict[str, Any], password: str) -> dict[str, Any]:
     """``body`` with its ``connection.password`` replaced (the seed's was a plain ``1234``)."""
     return {**body, "config": {**body["config"], "connection.password": password}}
+
+
+# The seed bodies as committed in connectors/: the password read from the environment, set to ENV's here.
+ENV = {"MUNGMO_DB_PASSWORD": "s3cr3t-pw"}
+COMMITTED_SOURCE = with_password(SEED_SOURCE, "${env:MUNGMO_DB_PASSWORD}")
+COMMITTED_SINK = with_password(SEED_SINK, "${env:MUNGMO_DB_PASSWORD}")

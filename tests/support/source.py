@@ -13,10 +13,11 @@ from kafka import TopicPartition
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.kafka.clients import read_to_end, topic_partitions
+from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.source.jdbc import run_jdbc_source
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
 from mungmo_pipelines.core.source.runtime import SourceRun
-from tests.support.sandbox import Sandbox, admin_connection
+from tests.support.sandbox import Sandbox
 
 
 def source_config(sandbox: Sandbox, database: str, **options: str) -> JdbcSourceConfig:

@@ -13,10 +13,11 @@ from typing import Any, Protocol
 
 import pymysql
 import pymysql.cursors
-from sqlalchemy import Connection, Engine
+from sqlalchemy import Connection, Engine, make_url
 from sqlalchemy.pool import PoolProxiedConnection
 
 from mungmo_pipelines.core.mariadb.connection import pymysql_arguments
+from mungmo_pipelines.core.settings import mariadb_admin_url
 
 Row = tuple[Any, ...]
 
@@ -102,6 +103,17 @@ def connect(engine: Engine, **options: Any) -> pymysql.Connection:
     """
     args, kwargs = engine.dialect.create_connect_args(engine.url)
     return pymysql.connect(*args, **pymysql_arguments({**kwargs, **options}))
+
+
+def admin_connection(database: str | None = None, **options: Any) -> pymysql.Connection:
+    """A new PyMySQL connection as ``MUNGMO_MARIADB_ADMIN_URL``'s account (set-up, benches and tests),
+    autocommit and utf8mb4 unless ``options`` say otherwise."""
+    url = make_url(mariadb_admin_url())
+    arguments = {"autocommit": True, "charset": "utf8mb4", **options}
+    return pymysql.connect(
+        host=url.host, port=url.port or 3306, user=url.username, password=url.password or "", database=database,
+        **arguments,
+    )  # fmt: skip
 
 
 def engine_client_flags(engine: Engine) -> int:
