@@ -1,4 +1,5 @@
-"""Schedules: the neighbourhood verification expiry every minute (``verification_expiry.py``)."""
+"""Schedules: the neighbourhood verification expiry every minute (``verification_expiry.py``), and the
+consistency checks nightly and hourly (``consistency.py``)."""
 
 from mungmo_pipelines.schedules.verification_expiry import (
     EXPIRY_CRON,
