@@ -16,6 +16,7 @@ import pymysql
 import pytest
 
 from mungmo_pipelines.core import faults
+from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, GtidState
 from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest, gtid_state_at
 from tests.support.binlog import connect, global_setting, head, replica_settings
@@ -254,7 +255,10 @@ def test_a_run_stopped_inside_an_incremental_snapshot_resumes_it(sandbox: Sandbo
         if chunks["n"] == 3:
             raise pymysql.OperationalError(2013, "lost connection (test)")
 
-    with hook("cdc.incremental_chunk", fail_on_the_third_chunk), pytest.raises(pymysql.OperationalError):
+    with (
+        hook("cdc.incremental_chunk", fail_on_the_third_chunk),
+        pytest.raises(SourceError, match=r"server .*: MariaDB error 2013: lost connection \(test\)"),
+    ):
         cdc.run()
     stored = cdc.offset()
     assert stored is not None and stored["mungmo_incremental"]["last_key"] == [["i", 5]]

@@ -342,7 +342,7 @@ def test_skipped_operations_and_tombstones(sandbox: Sandbox) -> None:
         ({"time.precision.mode": "adaptive"}, "time.precision.mode", "refuses adaptive"),
         ({"topic.prefix": "bad prefix"}, "topic.prefix", "letters, digits"),
         ({"snapshot.mode": "custom"}, "snapshot.mode", "expected one of initial"),
-        ({"database.ssl.mode": "verify-full"}, "database.ssl.mode", "expected one of disable"),
+        ({"database.ssl.mode": "required"}, "database.ssl.mode", "expected one of disable, trust, verify-ca"),
         ({"snapshot.max.threads": "2"}, "snapshot.max.threads", "cannot share a consistent snapshot"),
         ({"provide.transaction.metadata": "true"}, "provide.transaction.metadata", "not produced"),
         ({"database.server.id": "0"}, "database.server.id", "from 1 to 4294967295"),

@@ -14,6 +14,7 @@ from mungmo_pipelines.core import settings
 from mungmo_pipelines.core.config.base import JdbcConnectorConfig
 from mungmo_pipelines.core.config.jdbc_sink import JdbcSinkConfig
 from mungmo_pipelines.core.config.loader import parse_connector
+from mungmo_pipelines.core.consistency import TableSpec, check_table
 from mungmo_pipelines.core.errors import SinkError, SourceError
 from mungmo_pipelines.core.mariadb.connection import create_engine, pymysql_arguments
 from mungmo_pipelines.core.mariadb.session import connect
@@ -160,3 +161,19 @@ def test_a_source_whose_tls_fails_names_connector_and_reason(sandbox: Sandbox, w
         run_jdbc_source(source, engine_of(source), sandbox.kafka)
     assert str(raised.value).startswith(f"connector {source.name!r}, listing the tables of {database}: ")
     assert "TLS with the server failed: certificate verify failed" in str(raised.value)
+
+
+def test_a_consistency_check_compares_over_the_connections_tls(sandbox: Sandbox, stack_ca: Path) -> None:
+    """Both sides of a check connect as their connector's URL says, verified TLS included."""
+    source_db, target_db = sandbox.database("src"), sandbox.database("dst")
+    for database in (source_db, target_db):
+        sandbox.execute(
+            database, "CREATE TABLE t (id INT PRIMARY KEY, note VARCHAR(10))", "INSERT INTO t VALUES (1, 'a')"
+        )
+    properties = f"sslMode=VERIFY_IDENTITY&serverSslCert={stack_ca}"
+    source, target = (
+        engine_of(sink_config(sandbox, database, sandbox.topic("t"), properties)) for database in (source_db, target_db)
+    )
+    assert tls_cipher(source) != ""
+    result = check_table(source, target, TableSpec(source_db, "t", target_db, "t"))
+    assert result.passed and result.stats.target_rows == 1, result.summary()

@@ -17,6 +17,7 @@ from mungmo_pipelines.core.mariadb.binlog import BinlogPosition, BinlogReader, R
 from mungmo_pipelines.core.mariadb.binlog.changes import Change, Heartbeat
 from mungmo_pipelines.core.mariadb.binlog.checks import head_position
 from mungmo_pipelines.core.mariadb.columns import TableSchema
+from mungmo_pipelines.core.mariadb.connection import SslMode, Tls
 from mungmo_pipelines.core.mariadb.session import admin_connection
 from mungmo_pipelines.core.mariadb.values import InvalidTemporal
 from mungmo_pipelines.core.settings import mariadb_admin_url
@@ -48,7 +49,7 @@ def global_setting(name: str, value: str) -> Iterator[None]:
 
 def replica_settings(**overrides: Any) -> ReplicaSettings:
     url = make_url(mariadb_admin_url())
-    options: dict[str, Any] = {"server_id": next(_server_ids), "heartbeat_seconds": 1.0, "ssl_disabled": True}
+    options: dict[str, Any] = {"server_id": next(_server_ids), "heartbeat_seconds": 1.0, "tls": Tls(SslMode.DISABLED)}
     options.update(overrides)
     return ReplicaSettings(
         url.host or "127.0.0.1", url.port or 3306, url.username or "root", url.password or "", **options

@@ -48,7 +48,8 @@ from mungmo_pipelines.core.connect.debezium.options import (
 )
 from mungmo_pipelines.core.connect.debezium.records import HEARTBEAT_TOPIC_PREFIX, data_topic
 from mungmo_pipelines.core.kafka.transactions import BoundaryPolicy, TransactionBoundary
-from mungmo_pipelines.core.mariadb.connection import JdbcConnection
+from mungmo_pipelines.core.mariadb.connection import JdbcConnection, Tls, read_truststore
+from mungmo_pipelines.core.mariadb.connection import SslMode as TlsMode
 from mungmo_pipelines.core.secret import Secret
 
 MARIADB_CONNECTOR_CLASS = "io.debezium.connector.mariadb.MariaDbConnector"
@@ -82,7 +83,23 @@ class SnapshotLockingMode(StrEnum):
 
 
 class SslMode(StrEnum):
+    """``database.ssl.mode``: Debezium's MariaDB connector takes MariaDB Connector/J's names."""
+
     DISABLE = "disable"
+    TRUST = "trust"  # TLS, the server's certificate not checked
+    VERIFY_CA = "verify-ca"  # and signed by the truststore's CA (the system's CAs without one)
+    VERIFY_FULL = "verify-full"  # and naming the host connected to
+
+
+# Where a TLS failure's error message sends the reader.
+TLS_OPTIONS = "database.ssl.mode and database.ssl.truststore"
+# database.ssl.mode -> the connection's TLS (core/mariadb/connection.py)
+_TLS_MODES = {
+    SslMode.DISABLE: TlsMode.DISABLED,
+    SslMode.TRUST: TlsMode.REQUIRED,
+    SslMode.VERIFY_CA: TlsMode.VERIFY_CA,
+    SslMode.VERIFY_FULL: TlsMode.VERIFY_IDENTITY,
+}
 
 
 class WatermarkStrategy(StrEnum):
@@ -260,10 +277,6 @@ _NO_EFFECT: dict[str, str] = {
     "notification.sink.topic.name": "no notification channel is enabled (`notification.enabled.channels` is refused)",
     "snapshot.max.threads.multiplier": "one snapshot connection (`snapshot.max.threads`)",
     "legacy.snapshot.max.threads": "as `snapshot.max.threads.multiplier`",
-    "database.ssl.keystore": "TLS to the database is not supported (`database.ssl.mode`)",
-    "database.ssl.keystore.password": "as `database.ssl.keystore`",
-    "database.ssl.truststore": "as `database.ssl.keystore`",
-    "database.ssl.truststore.password": "as `database.ssl.keystore`",
 }
 
 
@@ -308,7 +321,16 @@ class DebeziumSourceConfig(ConnectorConfig):
         "database.ssl.mode",
         Choice(SslMode),
         SslMode.DISABLE,
-        "only `disable`: TLS to the database is not implemented for the CDC source",
+        "TLS on every connection, the binlog's too: `disable`, `trust` (not checked), `verify-ca`, `verify-full`",
+    )
+    ssl_truststore: str = option(
+        "database.ssl.truststore",
+        Text(),
+        "",
+        "the CA to verify with: a PEM file or a PKCS12 truststore (not JKS); empty: the system's CAs",
+    )
+    ssl_truststore_password: Secret | None = option(
+        "database.ssl.truststore.password", Password(), None, "a PKCS12 truststore's password"
     )
     connect_timeout_ms: int = option("connect.timeout.ms", Int(1), 30000, "connection timeout")
     initial_statements: str = option(
@@ -565,6 +587,17 @@ class DebeziumSourceConfig(ConnectorConfig):
             self.record_options  # noqa: B018 - builds and checks the encoder's options
         except ValueError as err:
             raise self.fail(None, str(err)) from None
+        if self.ssl_truststore:
+            if self.ssl_mode not in (SslMode.VERIFY_CA, SslMode.VERIFY_FULL):
+                raise self.fail(
+                    "database.ssl.truststore",
+                    f"a CA to verify the server with, but database.ssl.mode is {self.ssl_mode}: "
+                    "expected verify-ca or verify-full",
+                )
+            try:
+                self.tls  # noqa: B018 - reads the truststore
+            except (OSError, ValueError) as err:
+                raise self.fail("database.ssl.truststore", str(err)) from None
 
     # -- derived ----------------------------------------------------------------------------
 
@@ -580,10 +613,18 @@ class DebeziumSourceConfig(ConnectorConfig):
             unsigned_overflow=self.unsigned_overflow,
         )
 
+    @functools.cached_property
+    def tls(self) -> Tls:
+        """The TLS of every connection to the server: snapshot, control and binlog alike."""
+        ca_file, ca_pem = (
+            read_truststore(self.ssl_truststore, self.ssl_truststore_password) if self.ssl_truststore else (None, None)
+        )
+        return Tls(_TLS_MODES[self.ssl_mode], ca_file, ca_pem)
+
     @property
     def connection(self) -> JdbcConnection:
         """The server, as the Dagster layer's MariaDB resource points connections (no database)."""
-        return JdbcConnection(self.hostname, self.port, "", self.user, self.password)
+        return JdbcConnection(self.hostname, self.port, "", self.user, self.password, self.tls)
 
     @property
     def transactions(self) -> BoundaryPolicy:

@@ -205,7 +205,7 @@ class BinlogChanges:
             server.user or "",
             server.password.reveal() if server.password else "",
             READER_ID,
-            ssl_disabled=True,
+            tls=server.tls,
         )
         wanted = (self.database, self.table)
         reader = BinlogReader(replica, offset.position, include=lambda db, table: (db, table) == wanted, blocking=False)

@@ -50,7 +50,7 @@ from confluent_kafka import KafkaException
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy import Engine
 
-from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
+from mungmo_pipelines.core.config.debezium_source import TLS_OPTIONS, DebeziumSourceConfig
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.config.sink import InsertMode, PkMode, SinkConfig
 from mungmo_pipelines.core.config.transforms import OnDelete
@@ -70,8 +70,8 @@ from mungmo_pipelines.core.mariadb.select_values import select_converters
 from mungmo_pipelines.core.mariadb.session import Cursor, close_streaming, fetch_one
 from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest, connect, run_cdc_source
 from mungmo_pipelines.core.source.cdc.tables import TableShapes
-from mungmo_pipelines.core.source.jdbc import JdbcReader, TablePlan, database_errors
-from mungmo_pipelines.core.source.runtime import source_transactional_id
+from mungmo_pipelines.core.source.jdbc import JdbcReader, TablePlan
+from mungmo_pipelines.core.source.runtime import database_errors, source_transactional_id
 
 KEYS_PER_QUERY = 500
 EXISTS_PER_QUERY = 200
@@ -512,7 +512,7 @@ class CdcRepair:
         if not config.captures(database, name):
             raise ConsistencyError(f"connector {config.name!r} does not capture table {table}")
         harms, deletes = assess_targets(result, targets, delete_events=True)
-        with database_errors(config.name, f"table {table}"):
+        with database_errors(config.name, f"table {table}", TLS_OPTIONS):
             control = connect(self.connection, config)
             try:
                 with control.cursor() as cursor:

@@ -22,7 +22,7 @@ from sqlalchemy import Engine
 from mungmo_pipelines.core.consistency.expressions import session_zone
 from mungmo_pipelines.core.errors import ConsistencyError
 from mungmo_pipelines.core.mariadb.dialect import UNKNOWN_TIME_ZONE
-from mungmo_pipelines.core.mariadb.session import Cursor
+from mungmo_pipelines.core.mariadb.session import Cursor, connect
 
 Rows = list[tuple[Any, ...]]
 
@@ -32,9 +32,8 @@ class Side:
 
     def __init__(self, role: str, engine: Engine, zone: str) -> None:
         self.role = role
-        args, kwargs = engine.dialect.create_connect_args(engine.url)
-        kwargs.setdefault("charset", "utf8mb4")
-        self._conn = pymysql.connect(*args, **kwargs, autocommit=True)
+        # The engine's URL, its TLS included (PyMySQL's default charset is utf8mb4).
+        self._conn = connect(engine, autocommit=True)
         self.queries = 0
         self.seconds = 0.0
         try:

@@ -22,6 +22,7 @@ from typing import Any
 from urllib.parse import parse_qsl, unquote
 
 import sqlalchemy
+from cryptography.hazmat.primitives.serialization import Encoding, pkcs12
 from sqlalchemy import Engine, event
 from sqlalchemy.engine import URL, make_url
 
@@ -336,6 +337,29 @@ def _server_certificate(value: str) -> tuple[str | None, str | None]:
     if not path.is_file():
         raise ValueError(f"URL property 'serverSslCert': no CA certificate file {str(path)!r}")
     return str(path), None
+
+
+def read_truststore(path: str, password: Secret | None) -> tuple[str | None, str | None]:
+    """The CA certificates of a truststore as ``(ca_file, ca_pem)``: a PEM file as itself, a PKCS12
+    truststore (``keytool``'s default type since Java 9) as PEM text. A JKS one cannot be read here."""
+    data = Path(path).read_bytes()
+    if data.lstrip().startswith(b"-----BEGIN"):
+        return path, None
+    if data[:4] == b"\xfe\xed\xfe\xed":
+        raise ValueError(
+            "a JKS truststore cannot be read here: convert it (keytool -importkeystore -srckeystore "
+            f"{path} -destkeystore truststore.p12 -deststoretype PKCS12) or give the CA's PEM file"
+        )
+    try:
+        store = pkcs12.load_pkcs12(data, password.reveal().encode() if password else None)
+    except ValueError:
+        raise ValueError(
+            "expected a PEM file or a PKCS12 truststore whose password is the truststore password"
+        ) from None
+    certificates = [c.certificate for c in store.additional_certs] + ([store.cert.certificate] if store.cert else [])
+    if not certificates:
+        raise ValueError("the truststore holds no certificate")
+    return None, "".join(c.public_bytes(Encoding.PEM).decode() for c in certificates)
 
 
 def _tls_versions(props: Mapping[str, str]) -> tuple[str, ...]:

@@ -103,17 +103,18 @@ def is_data_error(err: BaseException) -> bool:
     return isinstance(err, pymysql.err.DataError | pymysql.err.IntegrityError) or error_code(err) in DATA_ERRORS
 
 
-def database_message(err: BaseException) -> str:
+# Where a JDBC connector sets its connection's TLS (a CDC source's are database.ssl.* options).
+JDBC_TLS_OPTIONS = "sslMode and serverSslCert in connection.url"
+
+
+def database_message(err: BaseException, tls_options: str = JDBC_TLS_OPTIONS) -> str:
     tls = tls_failure(err)
     if tls is not None:
         if isinstance(tls, ssl.SSLCertVerificationError):
             reason = f"certificate verify failed: {tls.verify_message}"
         else:
             reason = tls.reason or str(tls)
-        return (
-            f"MariaDB error {error_code(err)}: TLS with the server failed: {reason} "
-            "(see sslMode and serverSslCert in connection.url)"
-        )
+        return f"MariaDB error {error_code(err)}: TLS with the server failed: {reason} (see {tls_options})"
     code = error_code(err)
     err = driver_error(err)
     return f"MariaDB error {code}: {err.args[1]}" if code is not None and len(err.args) > 1 else str(err)

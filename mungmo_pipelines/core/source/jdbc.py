@@ -10,15 +10,12 @@ from __future__ import annotations
 
 import datetime as dt
 from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 from zoneinfo import ZoneInfo
 
-import pymysql
 from pymysql.constants import FIELD_TYPE
 from sqlalchemy import Engine
-from sqlalchemy.exc import DBAPIError
 
 from mungmo_pipelines.core.config.jdbc_source import JdbcSourceConfig
 from mungmo_pipelines.core.connect.json_converter import RowEncoder
@@ -30,11 +27,11 @@ from mungmo_pipelines.core.kafka.outage import RetryPolicy
 from mungmo_pipelines.core.kafka.topics import ensure_topic
 from mungmo_pipelines.core.mariadb import catalog
 from mungmo_pipelines.core.mariadb.columns import ResultColumn
-from mungmo_pipelines.core.mariadb.dialect import database_message, is_utc, quote
+from mungmo_pipelines.core.mariadb.dialect import is_utc, quote
 from mungmo_pipelines.core.mariadb.session import Cursor, dbapi_cursor, release
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, table_partition
 from mungmo_pipelines.core.source.queriers import Querier, querier_for
-from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime
+from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime, database_errors
 
 QUERY_ALIAS = "mungmo_query"
 _INTEGER_TYPES = (FIELD_TYPE.TINY, FIELD_TYPE.SHORT, FIELD_TYPE.INT24, FIELD_TYPE.LONG, FIELD_TYPE.LONGLONG)
@@ -159,15 +156,6 @@ class TablePlan:
             if isinstance(value, dt.datetime):
                 return instant(value, self.timestamp_zone)
         return None
-
-
-@contextmanager
-def database_errors(connector: str, subject: str) -> Iterator[None]:
-    """A database error (a lost connection, a refused login) as a :class:`SourceError` naming connector and table."""
-    try:
-        yield
-    except (pymysql.err.MySQLError, DBAPIError) as err:
-        raise SourceError(f"connector {connector!r}, {subject}: {database_message(err)}") from err
 
 
 class JdbcTableRead:

@@ -16,16 +16,20 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
+import pymysql
 from confluent_kafka import KafkaException
+from sqlalchemy.exc import DBAPIError
 
 from mungmo_pipelines.core.connect.json_converter import dumps
 from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings, wait_until_committed_visible
 from mungmo_pipelines.core.kafka.outage import RetryPolicy, kafka_python_outage
 from mungmo_pipelines.core.kafka.transactions import BoundaryPolicy, SourceTransactions, TransactionalProducer
+from mungmo_pipelines.core.mariadb.dialect import JDBC_TLS_OPTIONS, database_message
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore, offset_key
 
 log = logging.getLogger(__name__)
@@ -38,6 +42,16 @@ Record = tuple[str, bytes | None, bytes | None, Headers]
 def source_transactional_id(connector: str) -> str:
     """The connector's transactional id: a producer starting with it fences any earlier one (one run at a time)."""
     return f"mungmo-source-{connector}"
+
+
+@contextmanager
+def database_errors(connector: str, subject: str, tls_options: str = JDBC_TLS_OPTIONS) -> Iterator[None]:
+    """A database error (a lost connection, a refused login) as a :class:`SourceError` naming the connector
+    and ``subject`` (a table, a server); a TLS failure names ``tls_options``, where it is set."""
+    try:
+        yield
+    except (pymysql.err.MySQLError, DBAPIError) as err:
+        raise SourceError(f"connector {connector!r}, {subject}: {database_message(err, tls_options)}") from err
 
 
 class NoCut:

@@ -20,6 +20,7 @@ import pymysql
 from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE
 
 from mungmo_pipelines.core.mariadb.binlog.positions import BinlogPosition
+from mungmo_pipelines.core.mariadb.connection import Tls
 
 # COM_BINLOG_DUMP flags.
 DUMP_NON_BLOCK = 0x01
@@ -58,9 +59,9 @@ class ReplicaSettings:
     # How long the server waits on a consumer that does not read (net_write_timeout of the dump).
     write_timeout_seconds: int = 600
     report_host: str = field(default_factory=socket.gethostname)
-    # Debezium's database.ssl.mode=disabled; otherwise PyMySQL tries TLS and falls back to plain
-    # (its context costs about 50 ms per connection, which only the reconnects pay).
-    ssl_disabled: bool = False
+    # The connection's TLS (a CDC source's database.ssl.mode); the default, PyMySQL's own, uses TLS
+    # when the server offers it.
+    tls: Tls = field(default_factory=Tls)
 
     def __post_init__(self) -> None:
         if not (self.server_id == READER_ID or 1 <= self.server_id <= 4294967295):
@@ -78,7 +79,7 @@ class ReplicaSettings:
             autocommit=True,
             connect_timeout=self.connect_timeout,
             read_timeout=read_timeout,
-            ssl_disabled=self.ssl_disabled,
+            **self.tls.pymysql_arguments(),
         )
 
 

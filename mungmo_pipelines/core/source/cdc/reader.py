@@ -31,7 +31,7 @@ import pymysql
 from pymysql.constants import FIELD_TYPE
 from pymysql.converters import conversions, convert_date, convert_datetime
 
-from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig, SnapshotMode
+from mungmo_pipelines.core.config.debezium_source import TLS_OPTIONS, DebeziumSourceConfig, SnapshotMode
 from mungmo_pipelines.core.connect.debezium import DebeziumRecord, SourceInfo, heartbeat_record, new_run_id
 from mungmo_pipelines.core.errors import SourceError
 from mungmo_pipelines.core.kafka.clients import KafkaSettings
@@ -71,7 +71,7 @@ from mungmo_pipelines.core.source.cdc.offsets import CdcOffset, SnapshotProgress
 from mungmo_pipelines.core.source.cdc.snapshot import InitialSnapshot, SnapshotStats
 from mungmo_pipelines.core.source.cdc.tables import CapturedTable, TableShapes, list_captured_tables
 from mungmo_pipelines.core.source.offsets import SourceOffsetStore
-from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime
+from mungmo_pipelines.core.source.runtime import NO_CUT, Checkpoint, Record, SourceRun, SourceRuntime, database_errors
 
 log = logging.getLogger(__name__)
 
@@ -218,7 +218,7 @@ def connect(
         charset="utf8mb4",
         autocommit=True,
         connect_timeout=timeout_s or config.connect_timeout_ms / 1000,
-        ssl_disabled=True,
+        **connection.tls.pymysql_arguments(),
     )
     with conn.cursor() as cursor:
         cursor.execute("SET SESSION time_zone = '+00:00', SESSION net_write_timeout = 600")
@@ -307,6 +307,12 @@ class CdcRead:
     # -- records ----------------------------------------------------------------------------
 
     def records(self) -> Iterator[Record | None]:
+        connection = self.connection
+        server = f"server {connection.host}:{connection.port}"
+        with database_errors(self.config.name, server, TLS_OPTIONS):
+            yield from self._records()
+
+    def _records(self) -> Iterator[Record | None]:
         config = self.config
         stored = CdcOffset.parse(self.stored) if self.stored is not None else None
         self._start = stored
@@ -479,7 +485,7 @@ class CdcRead:
             config.server_id,
             heartbeat_seconds=follow_heartbeat if config.run_duration_ms else 1.0,
             connect_timeout=config.connect_timeout_ms / 1000,
-            ssl_disabled=True,
+            tls=self.connection.tls,
         )
 
     def _stream(self, control: pymysql.Connection, start: CdcOffset) -> Iterator[Record | None]:
