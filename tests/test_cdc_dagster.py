@@ -54,6 +54,13 @@ def test_lineage_sensor_and_run_metadata(sandbox: Sandbox, tmp_path: Path) -> No
         assert dogs["events"] == {"r": 1} and dogs["events_by_op"] == {"r": 1}
         assert dogs["snapshot_progress"].startswith("1 of ~") and dogs["started_with"] == "snapshot"
         assert dogs["position_after"]["gtids"] and dogs["lag_bytes_behind_head"] >= 0
+        # The topic's columns are the table's, each from the table's column (what the UI draws as column lineage).
+        names = [column.name for column in dogs["dagster/column_schema"].columns]
+        assert names == ["id", "v"]
+        assert {
+            name: [(dep.asset_key, dep.column_name) for dep in deps]
+            for name, deps in dogs["dagster/column_lineage"].deps_by_column.items()
+        } == {name: [(AssetKey([database, "dogs"]), name)] for name in names}
         cats = metadata[AssetKey(["kafka", cdc.topic(database, "cats")])]  # snapshotted empty
         assert (cats["events"], cats["snapshot_rows"]) == ({"r": 0}, "0 of ~0")
 

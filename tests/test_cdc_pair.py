@@ -135,6 +135,11 @@ def test_the_committed_pair_carries_inserts_updates_deletes_and_a_key_change(san
         events, written = run()
         assert events == {"r": 5} and written["rows_inserted"] == 5
         same_rows()
+        # Column lineage reaches the target: each of its columns from the topic's field of that name.
+        lineage = written["dagster/column_lineage"].deps_by_column
+        assert {name: [(d.asset_key, d.column_name) for d in deps] for name, deps in lineage.items()} == {
+            name: [(AssetKey(["kafka", topic]), name)] for name in COLUMNS.split(", ")
+        }
         sandbox.execute(
             source_db,
             "UPDATE test001 SET walk_note = '비 와서 짧게 ☔', weight_kg = NULL WHERE seq = 2",

@@ -3,12 +3,19 @@
 
 from collections import Counter
 from collections.abc import Iterator
+from dataclasses import replace
 from typing import Any
 
 from dagster import AssetExecutionContext, AssetsDefinition, AssetSpec, MaterializeResult, MetadataValue, multi_asset
+from sqlalchemy import Engine
 
 from mungmo_pipelines.assets.keys import job_name, source_pool, table_key, topic_key, unlisted_topics_key
+from mungmo_pipelines.assets.metadata import asset_owners, copied_columns
+from mungmo_pipelines.assets.metadata import column_schema as dagster_column_schema
 from mungmo_pipelines.core.config.debezium_source import DebeziumSourceConfig
+from mungmo_pipelines.core.mariadb.catalog import TableNotFound, read_table_schema
+from mungmo_pipelines.core.mariadb.columns import TableSchema
+from mungmo_pipelines.core.mariadb.session import dbapi_cursor
 from mungmo_pipelines.core.source.cdc.reader import CdcStats, run_cdc_source
 from mungmo_pipelines.core.topology import SourceNode
 from mungmo_pipelines.operations.gate import skipped_for_state
@@ -48,6 +55,25 @@ def run_metadata(stats: CdcStats) -> dict[str, Any]:
     return metadata
 
 
+def captured_schemas(
+    config: DebeziumSourceConfig, engine: Engine, tables: list[tuple[str, str]]
+) -> dict[tuple[str, str], TableSchema]:
+    """Each captured table's columns as its records carry them (``column.include.list``/``exclude.list``
+    applied), for the topics' column schema and lineage; a table dropped since is left out."""
+    kept = config.column_filter()
+    schemas = {}
+    with engine.connect() as conn, dbapi_cursor(conn) as cursor:
+        for database, table in tables:
+            try:
+                schema = read_table_schema(cursor, database, table)
+            except TableNotFound:
+                continue
+            if kept is not None:
+                schema = replace(schema, columns=tuple(c for c in schema.columns if kept(database, table, c.name)))
+            schemas[(database, table)] = schema
+    return schemas
+
+
 def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDefinition:
     tables = node.table_names()
     specs = [
@@ -56,6 +82,7 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
             deps=[table_key(database, table)],
             group_name="kafka",
             kinds={"kafka"},
+            owners=asset_owners(),
             description=f"Topic `{config.topic_for(f'{database}.{table}')}`: Debezium change events (c, u, d, r) "
             f"of `{database}.{table}`, produced by `{config.name}` from the binary log.",
             skippable=True,
@@ -73,7 +100,7 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
                 skippable=True,
             )
         ]
-    topics = {config.topic_for(f"{database}.{table}") for database, table in tables}
+    topics = {config.topic_for(f"{database}.{table}"): (database, table) for database, table in tables}
 
     # As the JDBC source's: one run at a time on every launch path (two would fence each other's
     # producer), and a paused or stopped connector's runs move nothing.
@@ -95,17 +122,24 @@ def cdc_source_asset(node: SourceNode, config: DebeziumSourceConfig) -> AssetsDe
         )
         shared = run_metadata(stats)
         snapshot = {t.table: t for t in (stats.snapshot.tables if stats.snapshot else [])}
-        for topic in sorted(set(stats.tables) - topics):
+        for topic in sorted(set(stats.tables) - set(topics)):
             if node.tables is not None and topic != config.heartbeat_topic:
                 context.log.warning(f"{topic} is newer than the loaded definitions; reload the code location")
         # Every declared topic is materialized, with no events too (as the JDBC source does), so the
         # sinks downstream in a pipeline run always run: a sink added later or behind catches up.
-        for topic in sorted(topics):
+        # The records' after images carry the captured columns: the topic's columns, each from the table's.
+        schemas = captured_schemas(config, mariadb.engine(connection), list(topics.values())) if topics else {}
+        for topic, source_table in sorted(topics.items()):
             counts = stats.tables.get(topic, Counter())
             metadata = {"events": MetadataValue.json(dict(counts)), "records": sum(counts.values()), **shared}
             table = next((t for name, t in snapshot.items() if config.topic_for(name) == topic), None)
             if table is not None:
                 metadata["snapshot_rows"] = f"{table.rows:,} of ~{table.estimate:,}"
+            schema = schemas.get(source_table)
+            if schema is not None:
+                names = [column.name for column in schema.columns]
+                metadata["dagster/column_schema"] = dagster_column_schema(schema)
+                metadata["dagster/column_lineage"] = copied_columns(table_key(*source_table), names, names)
             yield MaterializeResult(asset_key=topic_key(topic), metadata=metadata)
         if node.tables is None:
             yield MaterializeResult(
