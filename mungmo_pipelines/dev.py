@@ -6,7 +6,8 @@ one instance fight over it ("Another SENSOR daemon is still sending heartbeats")
 refuses to start while another daemon's heartbeat is fresh, and says why.
 
 The daemon logs every evaluation of every sensor and schedule at INFO, whether or not it did
-anything: two sensors and the minute schedule made about 50 lines a minute. Those lines are left
+anything: two sensors and the minute schedule made about 50 lines a minute, and each minute's
+workspace reload a code server's "No heartbeat received … shutting down" WARNING. Those lines are left
 out of the terminal (the UI's tick history keeps each tick and its skip reason); runs launched,
 warnings and errors pass. ``--verbose`` (``make dev VERBOSE=1``) shows everything.
 
@@ -44,7 +45,9 @@ PER_TICK_LINE = re.compile(
     r"|Evaluating schedule `"
     r"|Collected \d+ runs for monitoring"
     r"|Checking run [0-9a-f-]+\s*$"
-    r"|Priority sorting and checking tag concurrency limits for queued runs)"
+    r"|Priority sorting and checking tag concurrency limits for queued runs"
+    # The daemon reloads its workspace every minute; the replaced code server then says so as a WARNING.
+    r"|No heartbeat received in \d+ seconds, shutting down)"
 )
 
 

@@ -346,3 +346,24 @@ def test_make_dev_quiet_and_make_daemon_refusing_beside_it(tmp_path: Path) -> No
     finally:
         stop(daemon)
     assert [line for line in daemon_log.read_text().splitlines() if PER_TICK_LINE.search(line)] != []
+
+
+def test_the_terminal_filter_drops_per_tick_lines_and_keeps_what_happened() -> None:
+    """Lines as `make daemon` printed them (colours included): per-tick chatter out, launches and the run's own in."""
+    dropped = [
+        "\x1b[32m2026-12-01 19:27:33 +0000\x1b[0m - dagster.code_server - \x1b[34mWARNING\x1b[0m - No heartbeat "
+        "received in 20 seconds, shutting down",
+        "\x1b[32m2026-12-01 19:27:00 +0000\x1b[0m - dagster.daemon.SchedulerDaemon - \x1b[34mINFO\x1b[0m - "
+        "Evaluating schedule `neighbourhood_verification_expiry_every_minute` at 2026-12-02 04:27:00 +0900",
+        "\x1b[32m2026-12-01 19:27:05 +0000\x1b[0m - dagster.daemon.SensorDaemon - \x1b[34mINFO\x1b[0m - "
+        "Checking for new runs for sensor: test_connect_mungmo_test001_changes",
+    ]
+    kept = [
+        "\x1b[32m2026-12-01 19:26:00 +0000\x1b[0m - dagster.daemon.SchedulerDaemon - \x1b[34mINFO\x1b[0m - "
+        "Completed scheduled launch of run c553b7fa-6f92-41fe-8a3b-f34e8bcd7ddb for "
+        "neighbourhood_verification_expiry_every_minute",
+        "\x1b[32m2026-12-01 19:26:01 +0000\x1b[0m - dagster.daemon.QueuedRunCoordinatorDaemon - \x1b[34mINFO\x1b[0m"
+        " - Launched 1 runs.",
+    ]
+    assert [line for line in dropped if not PER_TICK_LINE.search(line)] == []
+    assert [line for line in kept if PER_TICK_LINE.search(line)] == []

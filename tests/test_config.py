@@ -181,3 +181,27 @@ def test_sink_connector_class_short_name_is_accepted() -> None:
     body = _broken(SEED_SINK, **{"connector.class": "JdbcSinkConnector"})
     assert parse_connector(body, environ=ENV).name == SEED_SINK["name"]
     assert JDBC_SINK_CLASS.endswith("JdbcSinkConnector")
+
+
+def test_a_cdc_source_left_at_include_schema_changes_true_is_warned_about(tmp_path: Path) -> None:
+    """Debezium's default is true; nothing is produced for it here, so the load says so (not silently)."""
+    body = {
+        "name": "cdc",
+        "config": {
+            "connector.class": "io.debezium.connector.mariadb.MariaDbConnector",
+            "database.hostname": "localhost",
+            "database.user": "mungmo",
+            "database.server.id": "184054",
+            "topic.prefix": "mungmo",
+        },
+    }
+    (tmp_path / "cdc.json").write_text(json.dumps(body))
+    assert load_connectors(tmp_path, ENV).warnings == (
+        "connector 'cdc': include.schema.changes is true (Debezium's default), but schema-change records are not "
+        "produced here (docs/cdc.md); set it to false to say so",
+    )
+    body["config"]["include.schema.changes"] = "false"
+    (tmp_path / "cdc.json").write_text(json.dumps(body))
+    assert load_connectors(tmp_path, ENV).warnings == ()
+    # The committed CDC source says false: loading connectors/ warns of nothing.
+    assert load_connectors(ROOT / "connectors", ENV).warnings == ()

@@ -203,7 +203,8 @@ def load_connectors(
     good = [c for c in parsed if c.origin not in clashes]
     sources = tuple(c for c in good if isinstance(c, JdbcSourceConfig | DebeziumSourceConfig))
     sinks = tuple(c for c in good if isinstance(c, SinkConfig))
-    connectors = Connectors(sources, sinks, tuple(_orphan_topics(sources, sinks)), tuple(errors))
+    warnings = _orphan_topics(sources, sinks) + _unproduced_schema_changes(sources)
+    connectors = Connectors(sources, sinks, tuple(warnings), tuple(errors))
     if strict:
         connectors.raise_errors()
     return connectors
@@ -228,6 +229,16 @@ def _clashes(parsed: list[ConnectorConfig]) -> dict[str, ConnectorConfigError]:
                 connector.name, "name", f"{problem}; rename or remove one of the files", connector.origin
             )
     return clashes
+
+
+def _unproduced_schema_changes(sources: tuple[SourceConfig, ...]) -> list[str]:
+    """CDC sources left at Debezium's ``include.schema.changes=true``: accepted, but nothing is produced."""
+    return [
+        f"connector {source.name!r}: include.schema.changes is true (Debezium's default), but schema-change "
+        f"records are not produced here (docs/cdc.md); set it to false to say so"
+        for source in sources
+        if isinstance(source, DebeziumSourceConfig) and source.include_schema_changes
+    ]
 
 
 def _orphan_topics(sources: tuple[SourceConfig, ...], sinks: tuple[SinkConfig, ...]) -> list[str]:
