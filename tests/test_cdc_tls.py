@@ -12,7 +12,11 @@ from pathlib import Path
 import pytest
 
 from mungmo_pipelines.core import settings
+from mungmo_pipelines.core.config.debezium_source import MARIADB_CONNECTOR_CLASS, DebeziumSourceConfig
+from mungmo_pipelines.core.config.loader import parse_connector
 from mungmo_pipelines.core.errors import ConnectorConfigError, MungmoError
+from mungmo_pipelines.core.mariadb.binlog import ReplicaSettings
+from mungmo_pipelines.core.mariadb.connection import SslMode, Tls, create_engine, server_of
 from mungmo_pipelines.core.mariadb.session import admin_connection
 from tests.support.cdc import Cdc
 from tests.support.sandbox import Sandbox
@@ -134,3 +138,28 @@ def test_truststores_that_cannot_be_used_are_refused_at_load_by_field(
         cdc.config(**{"database.ssl.mode": "trust", "database.ssl.truststore": str(truststores["pem"])})
     with pytest.raises(ConnectorConfigError, match=r"database\.ssl\.truststore.*No such file"):
         cdc.config(**{"database.ssl.mode": "verify-ca", "database.ssl.truststore": "/nonexistent/ca.pem"})
+
+
+def test_the_checks_and_repairs_beside_a_source_keep_its_tls(tmp_path: Path) -> None:
+    """A consistency check's binlog read and a CDC repair connect to the server of the source's engine
+    (``server_of``): with the source's TLS, not the driver's default."""
+    ca = tmp_path / "ca.pem"
+    ca.write_text("-----BEGIN CERTIFICATE-----\n(read when a connection opens)\n-----END CERTIFICATE-----\n")
+    config = parse_connector(
+        {
+            "name": "tls-source",
+            "config": {
+                "connector.class": MARIADB_CONNECTOR_CLASS,
+                "database.hostname": "db.example",
+                "database.user": "mungmo",
+                "database.server.id": "184054",
+                "topic.prefix": "mungmo",
+                "database.ssl.mode": "verify-full",
+                "database.ssl.truststore": str(ca),
+            },
+        }
+    )
+    assert isinstance(config, DebeziumSourceConfig)
+    server = server_of(create_engine(config.connection.sqlalchemy_url()))
+    assert server.tls == config.tls == Tls(SslMode.VERIFY_IDENTITY, str(ca))
+    assert ReplicaSettings.of(server, 1).tls == config.tls

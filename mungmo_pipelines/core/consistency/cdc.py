@@ -198,15 +198,7 @@ class BinlogChanges:
         return UnsentKeys(f"changed in the binary log after the source's stored position ({at}): not sent yet", keys)
 
     def _changed_keys(self, offset: CdcOffset, key_columns: Sequence[str]) -> frozenset[tuple[Any, ...]] | None:
-        server = self.server
-        replica = ReplicaSettings(
-            server.host,
-            server.port,
-            server.user or "",
-            server.password.reveal() if server.password else "",
-            READER_ID,
-            tls=server.tls,
-        )
+        replica = ReplicaSettings.of(self.server, READER_ID)
         wanted = (self.database, self.table)
         reader = BinlogReader(replica, offset.position, include=lambda db, table: (db, table) == wanted, blocking=False)
         zone = ZoneInfo(self.zone) if self.zone not in ("UTC", "Etc/UTC") else dt.UTC
@@ -225,7 +217,7 @@ class BinlogChanges:
                     return None
         except (BinlogError, pymysql.MySQLError, OSError) as err:
             raise ConsistencyError(
-                f"reading the binary log of {server.host}:{server.port} after the source's stored position "
+                f"reading the binary log of {self.server.host}:{self.server.port} after the source's stored position "
                 f"{offset.position} for the keys it has not sent: {err}"
             ) from err
         finally:

@@ -214,11 +214,13 @@ class JdbcConnection:
 
 
 def server_of(engine: Engine) -> JdbcConnection:
-    """The server and account ``engine`` connects with (no database), for the connections a reader of
+    """The server, account and TLS ``engine`` connects with (no database), for the connections a reader of
     the binary log opens beside the engine's own."""
     url = engine.url
     password = Secret(url.password) if url.password else None
-    return JdbcConnection(url.host or "localhost", url.port or 3306, "", url.username, password)
+    return JdbcConnection(
+        url.host or "localhost", url.port or 3306, "", url.username, password, Tls.from_query(url.query)
+    )
 
 
 def parse_jdbc_url(url: str) -> JdbcConnection:

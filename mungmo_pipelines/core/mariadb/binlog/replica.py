@@ -14,13 +14,13 @@ from __future__ import annotations
 import socket
 import struct
 from dataclasses import dataclass, field
-from typing import BinaryIO
+from typing import Any, BinaryIO
 
 import pymysql
 from pymysql.constants.COMMAND import COM_BINLOG_DUMP, COM_REGISTER_SLAVE
 
 from mungmo_pipelines.core.mariadb.binlog.positions import BinlogPosition
-from mungmo_pipelines.core.mariadb.connection import Tls
+from mungmo_pipelines.core.mariadb.connection import JdbcConnection, Tls
 
 # COM_BINLOG_DUMP flags.
 DUMP_NON_BLOCK = 0x01
@@ -62,6 +62,14 @@ class ReplicaSettings:
     # The connection's TLS (a CDC source's database.ssl.mode); the default, PyMySQL's own, uses TLS
     # when the server offers it.
     tls: Tls = field(default_factory=Tls)
+
+    @classmethod
+    def of(cls, connection: JdbcConnection, server_id: int, **options: Any) -> ReplicaSettings:
+        """The replica settings of a connector's server: its address, account and TLS."""
+        password = connection.password.reveal() if connection.password else ""
+        return cls(
+            connection.host, connection.port, connection.user or "", password, server_id, tls=connection.tls, **options
+        )
 
     def __post_init__(self) -> None:
         if not (self.server_id == READER_ID or 1 <= self.server_id <= 4294967295):

@@ -477,15 +477,11 @@ class CdcRead:
         # heartbeat after it is due: with the heartbeat at half the transaction interval, a change
         # written just before the binlog goes quiet is visible ~1-1.5 s later, not a 5 s heartbeat later.
         follow_heartbeat = max(0.1, min(5.0, config.run_idle_ms / 2000, config.transaction_interval_ms / 2000))
-        return ReplicaSettings(
-            self.connection.host,
-            self.connection.port,
-            self.connection.user or "",
-            self.connection.password.reveal() if self.connection.password else "",
+        return ReplicaSettings.of(
+            self.connection,
             config.server_id,
             heartbeat_seconds=follow_heartbeat if config.run_duration_ms else 1.0,
             connect_timeout=config.connect_timeout_ms / 1000,
-            tls=self.connection.tls,
         )
 
     def _stream(self, control: pymysql.Connection, start: CdcOffset) -> Iterator[Record | None]:
