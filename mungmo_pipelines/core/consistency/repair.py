@@ -68,6 +68,7 @@ from mungmo_pipelines.core.mariadb.connection import server_of
 from mungmo_pipelines.core.mariadb.dialect import quote
 from mungmo_pipelines.core.mariadb.select_values import select_converters
 from mungmo_pipelines.core.mariadb.session import Cursor, close_streaming, fetch_one
+from mungmo_pipelines.core.source.cdc.incremental import SIGNAL_TABLE_COLUMNS
 from mungmo_pipelines.core.source.cdc.reader import SnapshotRequest, connect, run_cdc_source
 from mungmo_pipelines.core.source.cdc.tables import TableShapes
 from mungmo_pipelines.core.source.jdbc import JdbcReader, TablePlan
@@ -505,8 +506,8 @@ class CdcRepair:
         if config.signal_table is None:
             raise ConsistencyError(
                 f"connector {config.name!r}: a repair re-reads rows with an incremental snapshot, whose windows are "
-                "written to the signal table: set signal.data.collection (a table (id VARCHAR(64) PRIMARY KEY, "
-                "type VARCHAR(32), data TEXT) the connector's user may insert into and delete from)"
+                f"written to the signal table: set signal.data.collection (a table ({SIGNAL_TABLE_COLUMNS}) the "
+                "connector's user may insert into and delete from)"
             )
         database, _, name = table.partition(".")
         if not config.captures(database, name):

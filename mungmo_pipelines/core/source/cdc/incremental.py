@@ -44,11 +44,13 @@ from mungmo_pipelines.core.mariadb.dialect import quote
 from mungmo_pipelines.core.source.cdc.offsets import IncrementalState, Key, SnapshotCollection
 from mungmo_pipelines.core.source.cdc.tables import CapturedTable, Row, TableShapes, select_row_converter
 
+# A signal table's columns: Debezium's id, type and data.
+SIGNAL_TABLE_COLUMNS = "id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT"
+
 
 def signal_table_ddl(database: str, table: str) -> str:
-    """``CREATE TABLE`` for the signal table ``signal.data.collection`` names, with Debezium's columns."""
-    columns = "id VARCHAR(64) NOT NULL PRIMARY KEY, type VARCHAR(32) NOT NULL, data TEXT"
-    return f"CREATE TABLE IF NOT EXISTS {quote(database)}.{quote(table)} ({columns})"
+    """``CREATE TABLE`` for the signal table ``signal.data.collection`` names."""
+    return f"CREATE TABLE IF NOT EXISTS {quote(database)}.{quote(table)} ({SIGNAL_TABLE_COLUMNS})"
 
 
 log = logging.getLogger(__name__)
